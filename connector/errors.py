@@ -1,0 +1,81 @@
+"""Errors raised by nirbridge.connector.
+
+    NirbridgeError                  everything below; the CLI maps it to an exit status
+    ├── UsageError                  bad input from the user: exit 2
+    │   ├── DatasetError            a BEIR folder or one of its lines is unusable (path, line, reason)
+    │   └── BadUrlError             a cluster URL that cannot be used (scheme, host)
+    └── ClusterError                the cluster answered with an error, or did not answer
+        ├── ClusterUnreachable      no answer at all (refused, DNS, TLS, timeout): exit 2
+        └── IndexNotFound           the named index does not exist: exit 2
+
+opensearch-py's exceptions are translated into these in one place, `connector.client`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BadUrlError",
+    "ClusterError",
+    "ClusterUnreachable",
+    "DatasetError",
+    "IndexNotFound",
+    "NirbridgeError",
+    "UsageError",
+]
+
+
+class NirbridgeError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+
+class UsageError(NirbridgeError):
+    """The user asked for something that cannot work as given."""
+
+
+class DatasetError(UsageError):
+    """A BEIR dataset folder, or one line in it, cannot be read."""
+
+    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {reason}")
+
+
+class BadUrlError(UsageError):
+    """A cluster URL that is not http(s)://host[:port][/prefix]."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"bad cluster URL {url!r}: {reason}")
+
+
+class ClusterError(NirbridgeError):
+    """The cluster answered with an error status (or, for subclasses, not at all)."""
+
+    def __init__(self, url: str, reason: str, status: int | str | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.status = status
+        prefix = f"{url}: " if url else ""
+        suffix = f" (status {status})" if status not in (None, "N/A") else ""
+        super().__init__(f"{prefix}{reason}{suffix}")
+
+
+class ClusterUnreachable(ClusterError):
+    """Nothing answered at the URL: refused, unknown host, TLS failure or timeout."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, f"cannot reach the cluster: {reason}")
+
+
+class IndexNotFound(ClusterError):
+    """The index named on the command line does not exist."""
+
+    def __init__(self, url: str, index: str) -> None:
+        self.index = index
+        super().__init__(url, f"no such index: {index}", 404)
