@@ -1,1 +1,284 @@
-def main(): print("ok")
+"""The `nirbridge` command line (DESIGN.md lists the public contract).
+
+Exit status: 0 success, 1 some documents failed (each one listed) or the cluster failed, 2 bad usage or an
+unreachable cluster. `--json` prints one JSON object on the last line of stdout; progress and errors go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import TransportError
+from pydantic import ValidationError
+
+from .beir import BeirDataset, shipped_sample
+from .client import check_reachable, cluster_error, make_client
+from .errors import ClusterError, ClusterUnreachable, DatasetError, IndexNotFound, NirbridgeError, UsageError
+from .ingest import IngestReport, ensure_index, ingest_documents
+from .schema import corpus_index_body
+from .search import SearchResult, search_bm25
+from .settings import DEFAULT_URL, Settings, get_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="nirbridge",
+    help="Neural retrieval for the OpenSearch clusters you already run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+engine_app = typer.Typer(help="The embedded OpenSearch-compatible engine.", no_args_is_help=True)
+app.add_typer(engine_app, name="engine")
+
+T = TypeVar("T")
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help=f"Cluster URL (default: $NIRBRIDGE_URL, else {DEFAULT_URL}).", show_default=False
+    ),
+]
+IndexOption = Annotated[str, typer.Option("--index", help="Index name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"nirbridge: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _exit_code(error: NirbridgeError) -> int:
+    if isinstance(error, UsageError | ClusterUnreachable | IndexNotFound):
+        return 2
+    if isinstance(error, ClusterError) and isinstance(error.status, int) and 400 <= error.status < 500:
+        return 2  # the cluster refused what we asked for (a bad index name, a bad query): usage
+    return 1
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run `action`, turning nirbridge's errors into a one-line message and the exit status they mean."""
+    try:
+        return action()
+    except NirbridgeError as error:
+        _fail(str(error), _exit_code(error))
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"NIRBRIDGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        _fail(f"bad environment: {problems}", 2)
+
+
+def _connect(url: str | None, settings: Settings) -> tuple[OpenSearch, str]:
+    """A client for `url` (or the configured one) that has answered GET /."""
+    resolved = url or settings.url
+
+    def connect() -> OpenSearch:
+        client = make_client(
+            resolved,
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+            verify_certs=settings.verify_certs,
+        )
+        check_reachable(client, resolved)
+        return client
+
+    return _guarded(connect), resolved
+
+
+def _open_dataset(path: Path) -> BeirDataset:
+    try:
+        return BeirDataset.open(path)
+    except DatasetError as error:
+        raise typer.BadParameter(error.reason + f": {error.path}", param_hint="'--dataset'") from None
+
+
+def _print_json(value: dict[str, Any]) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+@engine_app.command("serve")
+def engine_serve(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the engine keeps its indices.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 9200,
+) -> None:
+    """Run the embedded OpenSearch-compatible engine until interrupted."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise typer.BadParameter(f"not a directory: {data_dir}", param_hint="'--data-dir'")
+    try:
+        from nirbridge.engine.server import serve
+    except ImportError as error:
+        _fail(f"the embedded engine is not available in this installation ({error})", 1)
+    serve(str(data_dir), host, port)
+
+
+def _run_ingest(
+    client: OpenSearch,
+    url: str,
+    index: str,
+    dataset: BeirDataset,
+    *,
+    batch_size: int,
+    limit: int | None,
+    progress: bool,
+) -> IngestReport:
+    from tqdm import tqdm
+
+    created = _guarded(lambda: ensure_index(client, url, index, corpus_index_body()))
+    if created:
+        typer.echo(f"created index {index}", err=True)
+    total = dataset.count_documents()
+    bad_lines: list[DatasetError] = []
+    documents = dataset.documents(bad_lines)
+    if limit is not None:
+        documents = itertools.islice(documents, limit)
+        total = min(total, limit)
+    report = IngestReport()
+    items = ingest_documents(client, index, documents, bad_lines=bad_lines, chunk_size=batch_size)
+    with tqdm(total=total, unit="doc", file=sys.stderr, disable=not progress, desc=f"ingest {index}") as bar:
+        for item in items:
+            report.add(item)
+            bar.update(1)
+            if not item.ok:
+                tqdm.write(f"failed: {item.id}: {item.reason}", file=sys.stderr)
+    try:
+        client.indices.refresh(index=index)
+    except TransportError as error:
+        _fail(str(cluster_error(error, url, index)), 1)
+    return report
+
+
+@app.command()
+def ingest(
+    index: IndexOption,
+    dataset: Annotated[Path, typer.Option("--dataset", help="A BEIR folder (corpus.jsonl, ...).")],
+    url: UrlOption = None,
+    json_output: JsonOption = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Documents per _bulk request.")
+    ] = 500,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Index only the first N documents.")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal)."
+        ),
+    ] = None,
+) -> None:
+    """Load a BEIR corpus into an index (created when missing; ids kept as `_id`)."""
+    beir = _open_dataset(dataset)
+    settings = _settings()
+    client, resolved = _connect(url, settings)
+    show = sys.stderr.isatty() if progress is None else progress
+    report = _run_ingest(client, resolved, index, beir, batch_size=batch_size, limit=limit, progress=show)
+    summary = (
+        f"indexed {report.indexed} documents into {index}, {report.failed} failed, "
+        f"{report.seconds:.1f} s, {report.docs_per_s:.0f} docs/s"
+    )
+    typer.echo(summary, err=json_output)
+    if json_output:
+        _print_json(report.as_json(index=index, url=resolved))
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _print_hits(result: SearchResult, q: str, relevant: dict[str, int] | None = None) -> None:
+    typer.echo(f"{len(result.hits)} of {result.total} hits for {q!r} ({result.took_ms} ms)")
+    for rank, hit in enumerate(result.hits, start=1):
+        mark = ""
+        if relevant is not None:
+            mark = " *" if relevant.get(hit.id, 0) > 0 else "  "
+        title = hit.title or hit.text
+        title = title if len(title) <= 90 else title[:87] + "..."
+        typer.echo(f"{rank:>3}{mark} {hit.score:8.3f}  {hit.id:<12} {title}")
+
+
+@app.command()
+def search(
+    index: IndexOption,
+    q: Annotated[str, typer.Option("--q", help="Query text.")],
+    url: UrlOption = None,
+    size: Annotated[int, typer.Option("--size", min=0, help="Number of hits.")] = 10,
+    json_output: JsonOption = False,
+) -> None:
+    """BM25 search (multi_match over title and text), hits printed one per line."""
+    if not q.strip():
+        raise typer.BadParameter("the query text is empty", param_hint="'--q'")
+    settings = _settings()
+    client, resolved = _connect(url, settings)
+    result = _guarded(lambda: search_bm25(client, resolved, index, q, size))
+    if json_output:
+        _print_json({"index": index, "q": q, **result.as_json()})
+    else:
+        _print_hits(result, q)
+
+
+@app.command()
+def demo(
+    queries: Annotated[int, typer.Option("--queries", min=1, help="How many sample queries to run.")] = 3,
+    size: Annotated[int, typer.Option("--size", min=1, help="Hits per query.")] = 5,
+    port: Annotated[int | None, typer.Option("--port", help="Engine port (default: a free one).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The main job end to end on the embedded engine: start it, ingest the shipped sample, search, stop."""
+    from .engine_process import running_engine
+
+    sample = shipped_sample()
+    index = "nfcorpus-sample"
+    say = (lambda text: typer.echo(text, err=True)) if json_output else typer.echo
+    say(f"starting the embedded engine (sample: {sample.root})")
+    try:
+        with running_engine(port=port) as engine:
+            say(f"engine up at {engine.url}")
+            settings = _settings()
+            client, url = _connect(engine.url, settings)
+            report = _run_ingest(
+                client, url, index, sample, batch_size=100, limit=None, progress=sys.stderr.isatty()
+            )
+            rate = f"{report.docs_per_s:.0f} docs/s"
+            say(f"ingested {report.indexed} documents ({report.failed} failed, {rate})")
+            qrels = sample.qrels("dev")
+            searches = []
+            # the queries with the most judged documents first: the ones a demo can show best
+            chosen = sorted(sample.queries(), key=lambda query: -len(qrels.get(query.id, {})))[:queries]
+            for query in chosen:
+                result = _guarded(lambda q=query.text: search_bm25(client, url, index, q, size))
+                relevant = qrels.get(query.id, {})
+                if not json_output:
+                    typer.echo("")
+                    _print_hits(result, query.text, relevant)
+                found = sum(1 for hit in result.hits if relevant.get(hit.id, 0) > 0)
+                searches.append(
+                    {"query_id": query.id, "q": query.text, "relevant_in_hits": found, **result.as_json()}
+                )
+    except NirbridgeError as error:
+        _fail(str(error), _exit_code(error))
+    say("\n(* = judged relevant in NFCorpus dev qrels) engine stopped")
+    if json_output:
+        _print_json({"url": engine.url, "index": index, "ingest": report.as_json(), "searches": searches})
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The CLI's answers to bad usage and to a cluster that is not there: a clear message and exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nirbridge.connector.beir import shipped_sample
+from nirbridge.connector.cli import app
+from nirbridge.connector.engine_process import free_port
+
+runner = CliRunner()
+SAMPLE = str(shipped_sample().root)
+
+
+def _dead_url() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_missing_dataset_directory(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["ingest", "--index", "x", "--dataset", str(tmp_path / "nope"), "--url", _dead_url()]
+    )
+    assert result.exit_code == 2
+    assert "--dataset" in result.stderr and "no such directory" in result.stderr
+    assert str(tmp_path / "nope") in result.stderr
+
+
+def test_dataset_without_a_corpus(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", "--index", "x", "--dataset", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no corpus.jsonl here" in result.stderr
+
+
+def test_unreachable_url_is_one_line_and_exit_2() -> None:
+    url = _dead_url()
+    result = runner.invoke(app, ["ingest", "--index", "x", "--dataset", SAMPLE, "--url", url])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"nirbridge: error: {url}: cannot reach the cluster: connection refused"
+    assert result.stdout == ""
+
+
+def test_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _dead_url()
+    monkeypatch.setenv("NIRBRIDGE_URL", url)
+    result = runner.invoke(app, ["search", "--index", "x", "--q", "statins"])
+    assert result.exit_code == 2
+    assert f"{url}: cannot reach the cluster" in result.stderr
+
+
+def test_bad_environment_is_usage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NIRBRIDGE_REQUEST_TIMEOUT", "soon")
+    result = runner.invoke(app, ["search", "--index", "x", "--q", "statins"])
+    assert result.exit_code == 2
+    assert "NIRBRIDGE_REQUEST_TIMEOUT" in result.stderr
+
+
+def test_bad_url_is_usage() -> None:
+    result = runner.invoke(app, ["search", "--index", "x", "--q", "statins", "--url", "localhost:9200"])
+    assert result.exit_code == 2
+    assert "bad cluster URL 'localhost:9200': it must start with http:// or https://" in result.stderr
+
+
+def test_empty_query_is_usage() -> None:
+    result = runner.invoke(app, ["search", "--index", "x", "--q", "  ", "--url", _dead_url()])
+    assert result.exit_code == 2
+    assert "the query text is empty" in result.stderr
+
+
+def test_missing_required_option_is_usage() -> None:
+    result = runner.invoke(app, ["ingest", "--dataset", SAMPLE])
+    assert result.exit_code == 2
+    assert "--index" in result.stderr
+
+
+def test_engine_data_dir_must_not_be_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    result = runner.invoke(app, ["engine", "serve", "--data-dir", str(path), "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "not a directory" in result.stderr
+
+
+def test_batch_size_must_be_positive() -> None:
+    result = runner.invoke(app, ["ingest", "--index", "x", "--dataset", SAMPLE, "--batch-size", "0"])
+    assert result.exit_code == 2
