@@ -1,0 +1,370 @@
+"""One index: documents with versions and sequence numbers, near-real-time refresh, durability.
+
+Writes change ``docs`` (the real-time view that ``GET _doc`` reads) and go to the translog at once; they become
+searchable at the next refresh, which indexes the pending documents into the :class:`InvertedStore` and takes a
+new :class:`Searcher`. As in OpenSearch, a refresh happens every ``index.refresh_interval`` (1s by default,
+``-1`` disables it), on ``POST _refresh`` and on writes with ``?refresh``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid as uuid_lib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import errors
+from .mapping import Mapping, ParsedDoc
+from .postings import InvertedStore
+from .searcher import Searcher
+from .settings import IndexSettings
+from .store import IndexFiles, Translog
+
+VERSION_TYPES = ("internal", "external", "external_gte")
+
+
+@dataclass
+class DocVersion:
+    id: str
+    source: dict[str, Any] | None  # None for a delete tombstone
+    seq_no: int
+    primary_term: int
+    version: int
+    parsed: ParsedDoc | None = None
+    routing: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.source is not None
+
+
+class Index:
+    def __init__(
+        self,
+        name: str,
+        settings: IndexSettings,
+        mappings: dict[str, Any] | None = None,
+        aliases: dict[str, Any] | None = None,
+        files: IndexFiles | None = None,
+        uuid: str | None = None,
+    ) -> None:
+        self.name = name
+        self.uuid = uuid or uuid_lib.uuid4().hex[:22]
+        self.settings = settings
+        self.mapping = Mapping(mappings or {}, settings.analysis())
+        self.aliases: dict[str, Any] = aliases or {}
+        self.closed = False
+        self.files = files
+        self.translog: Translog | None = None
+        self.docs: dict[str, DocVersion] = {}  # real-time view, including delete tombstones
+        self.pending: dict[str, DocVersion] = {}  # changes since the last refresh
+        self.visible: dict[str, int] = {}  # id -> ordinal in the refreshed view
+        self.ord_docs: list[DocVersion] = []
+        self.store = InvertedStore()
+        self.live = np.zeros(0, dtype=np.bool_)
+        self.num_deleted = 0
+        self.field_stats: dict[str, list[int]] = {}
+        self.seq_no = -1
+        self.primary_term = 1
+        self.generation = 0
+        self.last_refresh = time.monotonic()
+        self.searcher = self._take_searcher()
+
+    # ----- metadata -------------------------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "settings": self.settings.flat,
+            "mappings": self.mapping.to_json(),
+            "aliases": self.aliases,
+            "closed": self.closed,
+        }
+
+    def persist_meta(self) -> None:
+        if self.files is not None:
+            self.files.write_meta(self.meta())
+
+    @property
+    def shards_header(self) -> dict[str, int]:
+        return {"total": 1 + self.settings.number_of_replicas, "successful": 1, "failed": 0}
+
+    # ----- writes ---------------------------------------------------------------------------------------------------
+    def index_doc(
+        self,
+        doc_id: str | None,
+        source: Any,
+        op_type: str = "index",
+        if_seq_no: int | None = None,
+        if_primary_term: int | None = None,
+        version: int | None = None,
+        version_type: str | None = None,
+        routing: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_open()
+        if not isinstance(source, dict):
+            raise errors.mapper_parsing("failed to parse, document is empty" if source in (None, b"", "")
+                                        else "failed to parse")
+        if doc_id is None:
+            doc_id = uuid_lib.uuid4().hex[:20]
+            op_type = "create"
+        _check_id(doc_id)
+        current = self.docs.get(doc_id)
+        exists = current is not None and current.found
+        if op_type == "create" and exists:
+            raise errors.version_conflict(
+                self.name, doc_id, f"document already exists (current version [{current.version}])"
+            )
+        self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
+        new_version = self._next_version(doc_id, current, version, version_type)
+        parsed, mapping_update = self.mapping.parse(source, doc_id)
+        if mapping_update is not None:
+            self.persist_meta()
+        self.seq_no += 1
+        entry = DocVersion(doc_id, source, self.seq_no, self.primary_term, new_version, parsed, routing)
+        self._apply(entry)
+        self._log({"o": "i", "id": doc_id, "s": source, "q": entry.seq_no, "v": new_version, "r": routing})
+        return (200 if exists else 201), self._write_result(entry, "updated" if exists else "created")
+
+    def delete_doc(
+        self,
+        doc_id: str,
+        if_seq_no: int | None = None,
+        if_primary_term: int | None = None,
+        version: int | None = None,
+        version_type: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        self._check_open()
+        current = self.docs.get(doc_id)
+        self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
+        new_version = self._next_version(doc_id, current, version, version_type)
+        self.seq_no += 1
+        found = current is not None and current.found
+        entry = DocVersion(doc_id, None, self.seq_no, self.primary_term, new_version)
+        self._apply(entry)
+        self._log({"o": "d", "id": doc_id, "q": entry.seq_no, "v": new_version})
+        return (200 if found else 404), self._write_result(entry, "deleted" if found else "not_found")
+
+    def update_doc(self, doc_id: str, body: Any, if_seq_no: int | None = None,
+                   if_primary_term: int | None = None) -> tuple[int, dict[str, Any]]:
+        """Partial update: ``doc`` merged into the source, ``upsert`` / ``doc_as_upsert``, ``detect_noop``."""
+        self._check_open()
+        if not isinstance(body, dict):
+            raise errors.validation("script or doc is missing")
+        if "script" in body:
+            raise errors.illegal_argument("scripted updates are not supported by the nirbridge engine")
+        unknown = set(body) - {"doc", "upsert", "doc_as_upsert", "detect_noop", "_source", "scripted_upsert"}
+        if unknown:
+            raise errors.xcontent_parse(f"[UpdateRequest] unknown field [{sorted(unknown)[0]}]")
+        partial = body.get("doc")
+        if partial is None:
+            raise errors.validation("script or doc is missing")
+        if not isinstance(partial, dict):
+            raise errors.mapper_parsing("failed to parse field [doc]")
+        current = self.docs.get(doc_id)
+        if current is None or not current.found:
+            if if_seq_no is not None:
+                self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
+            if body.get("doc_as_upsert"):
+                return self.index_doc(doc_id, copy.deepcopy(partial), op_type="create")
+            if "upsert" in body:
+                return self.index_doc(doc_id, copy.deepcopy(body["upsert"]), op_type="create")
+            raise errors.document_missing(self.name, doc_id)
+        self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
+        merged = copy.deepcopy(current.source)
+        changed = _deep_merge(merged, partial)
+        if not changed and body.get("detect_noop", True):
+            result = self._write_result(current, "noop")
+            result["_shards"] = {"total": 0, "successful": 0, "failed": 0}
+            return 200, result
+        return self.index_doc(doc_id, merged)
+
+    def _check_seq_no(self, doc_id: str, current: DocVersion | None, if_seq_no: int | None,
+                      if_primary_term: int | None) -> None:
+        if if_seq_no is None and if_primary_term is None:
+            return
+        if if_seq_no is None or if_primary_term is None:
+            raise errors.validation("ifSeqNo is set, but primary term is [0]" if if_primary_term is None
+                                    else "ifSeqNo is unassigned, but primary term is [%d]" % if_primary_term)
+        if current is None or not current.found:
+            raise errors.version_conflict(
+                self.name, doc_id,
+                f"required seqNo [{if_seq_no}], primary term [{if_primary_term}]. but no document was found",
+            )
+        if current.seq_no != if_seq_no or current.primary_term != if_primary_term:
+            raise errors.version_conflict(
+                self.name, doc_id,
+                f"required seqNo [{if_seq_no}], primary term [{if_primary_term}]. current document has seqNo "
+                f"[{current.seq_no}] and primary term [{current.primary_term}]",
+            )
+
+    def _next_version(self, doc_id: str, current: DocVersion | None, version: int | None,
+                      version_type: str | None) -> int:
+        version_type = version_type or "internal"
+        if version_type not in VERSION_TYPES:
+            raise errors.illegal_argument(f"No version type match [{version_type}]")
+        if version_type == "internal":
+            if version is not None:
+                raise errors.validation(
+                    "internal versioning can not be used for optimistic concurrency control. "
+                    "Please use `if_seq_no` and `if_primary_term` instead"
+                )
+            return (current.version + 1) if current is not None else 1
+        if version is None:
+            raise errors.validation("an external version must be set")
+        if current is not None:
+            too_low = version <= current.version if version_type == "external" else version < current.version
+            if too_low:
+                relation = "higher or equal to" if version_type == "external" else "higher than"
+                raise errors.version_conflict(
+                    self.name, doc_id,
+                    f"current version [{current.version}] is {relation} the one provided [{version}]",
+                )
+        return version
+
+    def _apply(self, entry: DocVersion) -> None:
+        self.docs[entry.id] = entry
+        self.pending[entry.id] = entry
+
+    def _log(self, op: dict[str, Any]) -> None:
+        if self.translog is not None:
+            self.translog.append(op)
+
+    def _write_result(self, entry: DocVersion, result: str) -> dict[str, Any]:
+        return {
+            "_index": self.name,
+            "_id": entry.id,
+            "_version": entry.version,
+            "result": result,
+            "_shards": self.shards_header,
+            "_seq_no": entry.seq_no,
+            "_primary_term": entry.primary_term,
+        }
+
+    def sync(self) -> None:
+        """Make every logged write durable (called before acknowledging)."""
+        if self.translog is not None:
+            self.translog.sync()
+
+    # ----- reads ----------------------------------------------------------------------------------------------------
+    def get_doc(self, doc_id: str, realtime: bool = True) -> DocVersion | None:
+        self._check_open()
+        if realtime:
+            entry = self.docs.get(doc_id)
+            return entry if entry is not None and entry.found else None
+        ord_ = self.visible.get(doc_id)
+        return self.ord_docs[ord_] if ord_ is not None else None
+
+    def doc_count(self) -> int:
+        return len(self.visible)
+
+    # ----- refresh --------------------------------------------------------------------------------------------------
+    def refresh_due(self, now: float) -> bool:
+        interval = self.settings.refresh_interval
+        return bool(self.pending) and interval is not None and now - self.last_refresh >= interval
+
+    def refresh(self) -> None:
+        """Make pending writes searchable: index new versions, retire replaced ones, take a new searcher."""
+        self.last_refresh = time.monotonic()
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        dead: list[int] = []
+        added: list[DocVersion] = []
+        for doc_id, entry in pending.items():
+            old = self.visible.pop(doc_id, None)
+            if old is not None:
+                dead.append(old)
+            if entry.found:
+                added.append(entry)
+        first = self.store.max_ord
+        self.store.add(first, [entry.parsed for entry in added if entry.parsed is not None], self.mapping)
+        live = np.ones(first + len(added), dtype=np.bool_)
+        live[: self.live.shape[0]] = self.live
+        for offset, entry in enumerate(added):
+            self.visible[entry.id] = first + offset
+            self.ord_docs.append(entry)
+        if dead:
+            dead_arr = np.asarray(dead, dtype=np.int64)
+            live[dead_arr] = False
+            self.num_deleted += len(dead)
+            self.store.remove_vectors(dead, [self.ord_docs[o].parsed for o in dead])
+        self.live = live
+        self._update_stats(first, len(added), dead)
+        self.generation += 1
+        self.searcher = self._take_searcher()
+
+    def _update_stats(self, first: int, count: int, dead: list[int]) -> None:
+        for path, text_field in self.store.text.items():
+            lengths = text_field.lengths.view()
+            stats = self.field_stats.setdefault(path, [0, 0])
+            if count:
+                added = lengths[first: first + count]
+                stats[0] += int(np.count_nonzero(added))
+                stats[1] += int(added.sum())
+            if dead:
+                gone = lengths[np.asarray([o for o in dead if o < lengths.shape[0]], dtype=np.int64)]
+                stats[0] -= int(np.count_nonzero(gone))
+                stats[1] -= int(gone.sum())
+
+    def _take_searcher(self) -> Searcher:
+        return Searcher(
+            index=self,
+            store=self.store,
+            max_ord=self.store.max_ord,
+            live=self.live.copy(),
+            has_deletions=self.num_deleted > 0,
+            field_stats={path: (s[0], s[1]) for path, s in self.field_stats.items()},
+            ord_docs=self.ord_docs,
+            generation=self.generation,
+        )
+
+    # ----- recovery -------------------------------------------------------------------------------------------------
+    def replay(self, op: dict[str, Any]) -> None:
+        """Re-apply one translog operation during recovery (no validation, no logging)."""
+        doc_id = op["id"]
+        self.seq_no = max(self.seq_no, op["q"])
+        if op["o"] == "i":
+            parsed, _ = self.mapping.parse(op["s"], doc_id)
+            self._apply(DocVersion(doc_id, op["s"], op["q"], self.primary_term, op["v"], parsed, op.get("r")))
+        else:
+            self._apply(DocVersion(doc_id, None, op["q"], self.primary_term, op["v"]))
+
+    def live_operations(self) -> list[dict[str, Any]]:
+        """The operations that rebuild the current state (translog compaction)."""
+        ops = []
+        for entry in sorted(self.docs.values(), key=lambda e: e.seq_no):
+            if entry.found:
+                ops.append({"o": "i", "id": entry.id, "s": entry.source, "q": entry.seq_no, "v": entry.version,
+                            "r": entry.routing})
+            else:
+                ops.append({"o": "d", "id": entry.id, "q": entry.seq_no, "v": entry.version})
+        return ops
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise errors.EngineError(400, "index_closed_exception", "closed", index=self.name, index_uuid=self.uuid)
+
+
+def _check_id(doc_id: str) -> None:
+    if not isinstance(doc_id, str) or not doc_id:
+        raise errors.validation("id is missing")
+    if len(doc_id.encode()) > 512:
+        raise errors.validation(
+            f"id [{doc_id}] is too long, must be no longer than 512 bytes but was: {len(doc_id.encode())}"
+        )
+
+
+def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> bool:
+    """Merge ``update`` into ``target`` as OpenSearch's update API does; True when anything changed."""
+    changed = False
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            changed |= _deep_merge(target[key], value)
+        elif key not in target or target[key] != value:
+            target[key] = copy.deepcopy(value)
+            changed = True
+    return changed

@@ -1,0 +1,502 @@
+"""Index mappings: validation, additive merges, dynamic mapping, and parsing documents into indexable values.
+
+A :class:`Mapping` keeps the mapping JSON as OpenSearch returns it (``properties`` tree as given, plus dynamically
+added fields) and a flat table of :class:`Field` objects, one per leaf path, multi-fields included
+(``title.keyword``). :meth:`Mapping.parse` turns a document's ``_source`` into a :class:`ParsedDoc`: analysed
+term frequencies for text, terms for keyword/boolean, numbers for numeric and date fields, encoded feature
+frequencies for ``rank_feature(s)`` and arrays for ``knn_vector``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import errors
+from .analysis import AnalysisError, Analyzer, get_analyzer
+from .scoring import SPACE_TYPES, encode_feature
+from .values import (
+    NUMERIC_TYPES,
+    coerce_boolean,
+    coerce_number,
+    looks_like_date,
+    parse_date,
+)
+
+TEXT_TYPES = ("text", "match_only_text")
+TERM_TYPES = ("keyword", "boolean", "ip", "constant_keyword", "wildcard")
+LEAF_TYPES = (
+    TEXT_TYPES + TERM_TYPES + NUMERIC_TYPES
+    + ("date", "date_nanos", "rank_feature", "rank_features", "knn_vector", "binary", "geo_point", "completion")
+)
+OBJECT_TYPES = ("object", "nested", "flat_object")
+# Parameters OpenSearch lets a put-mapping change on an existing field; any other change is a conflict.
+UPDATABLE_PARAMS = {"ignore_above", "search_analyzer", "search_quote_analyzer", "fields", "meta", "ignore_malformed",
+                    "null_value", "boost", "copy_to"}
+DEFAULT_DATE_FORMAT = "strict_date_optional_time||epoch_millis"
+
+
+@dataclass
+class Field:
+    """One leaf field of the mapping (a multi-field has its own, e.g. ``title.keyword``)."""
+
+    path: str
+    type: str
+    params: dict[str, Any]
+    analyzer: Analyzer | None = None
+    search_analyzer: Analyzer | None = None
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.params.get("index", True))
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in TEXT_TYPES
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES or self.type in ("date", "date_nanos")
+
+
+@dataclass
+class ParsedDoc:
+    """A document's indexable values, keyed by field path."""
+
+    text: dict[str, tuple[dict[str, int], int]] = field(default_factory=dict)  # path -> (term -> freq, length)
+    terms: dict[str, list[str]] = field(default_factory=dict)  # keyword / boolean / ip terms
+    numbers: dict[str, list[int | float]] = field(default_factory=dict)  # numeric and date (epoch millis)
+    features: dict[str, dict[str, int]] = field(default_factory=dict)  # path -> feature name -> encoded freq
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)  # every field and object path that has a value
+
+
+class Mapping:
+    def __init__(self, body: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None) -> None:
+        self.analysis = analysis or {}
+        self.body: dict[str, Any] = {}
+        self.fields: dict[str, Field] = {}
+        self.objects: set[str] = set()
+        if body:
+            self.merge(body)
+
+    # ----- validation and merging -------------------------------------------------------------------------------
+    def merge(self, update: dict[str, Any]) -> bool:
+        """Add ``update`` to this mapping (put-mapping semantics); raise on conflicts. True when anything changed."""
+        update = _strip_type_wrapper(update)
+        if not isinstance(update, dict):
+            raise errors.mapper_parsing("Root mapping definition must be an object")
+        merged = copy.deepcopy(self.body)
+        for key, value in update.items():
+            if key == "properties":
+                if not isinstance(value, dict):
+                    raise errors.mapper_parsing("[properties] must be an object")
+                merged.setdefault("properties", {})
+                _merge_properties(merged["properties"], value, "")
+            elif key in ("dynamic", "_source", "_meta", "date_detection", "numeric_detection", "dynamic_templates",
+                         "_routing", "enabled", "_field_names", "_all", "_size"):
+                merged[key] = copy.deepcopy(value)
+            else:
+                raise errors.mapper_parsing(f"Root mapping definition has unsupported parameters:  [{key} : {value}]")
+        fields, objects = self._compile(merged)
+        changed = merged != self.body
+        self.body, self.fields, self.objects = merged, fields, objects
+        return changed
+
+    def _compile(self, body: dict[str, Any]) -> tuple[dict[str, Field], set[str]]:
+        fields: dict[str, Field] = {}
+        objects: set[str] = set()
+
+        def walk(props: dict[str, Any], prefix: str) -> None:
+            for name, spec in props.items():
+                path = f"{prefix}{name}"
+                ftype = spec.get("type", "object" if "properties" in spec or "type" not in spec else None)
+                if ftype in OBJECT_TYPES:
+                    objects.add(path)
+                    walk(spec.get("properties", {}), path + ".")
+                    continue
+                fields[path] = self._make_field(path, ftype, spec)
+                for sub, subspec in (spec.get("fields") or {}).items():
+                    fields[f"{path}.{sub}"] = self._make_field(f"{path}.{sub}", subspec.get("type"), subspec)
+
+        walk(body.get("properties", {}), "")
+        return fields, objects
+
+    def _make_field(self, path: str, ftype: str | None, spec: dict[str, Any]) -> Field:
+        if ftype is None:
+            raise errors.mapper_parsing(f"No type specified for field [{path.rsplit('.', 1)[-1]}]")
+        if ftype not in LEAF_TYPES:
+            raise errors.mapper_parsing(f"No handler for type [{ftype}] declared on field [{path.rsplit('.', 1)[-1]}]")
+        result = Field(path, ftype, spec)
+        if ftype in TEXT_TYPES:
+            try:
+                result.analyzer = get_analyzer(spec.get("analyzer", "standard"), self.analysis)
+                result.search_analyzer = get_analyzer(
+                    spec.get("search_analyzer", spec.get("analyzer", "standard")), self.analysis
+                )
+            except AnalysisError as exc:
+                raise errors.mapper_parsing(str(exc)) from exc
+        if ftype == "knn_vector":
+            dimension = spec.get("dimension")
+            if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= 16000:
+                raise errors.mapper_parsing(
+                    f"Dimension value must be a positive integer no greater than 16000 for vector: {path}"
+                    if dimension is not None else f"Dimension value missing for vector: {path}"
+                )
+            space = (spec.get("method") or {}).get("space_type", spec.get("space_type", "l2"))
+            if space not in SPACE_TYPES:
+                raise errors.mapper_parsing(f"Unable to parse mapping into KNNMethodContext. Invalid space type "
+                                            f"[{space}] for field [{path}]; choose one of {list(SPACE_TYPES)}")
+        if ftype == "rank_feature" and "positive_score_impact" in spec and not isinstance(
+            spec["positive_score_impact"], bool
+        ):
+            raise errors.mapper_parsing(f"[positive_score_impact] on field [{path}] must be a boolean")
+        return result
+
+    # ----- lookups ------------------------------------------------------------------------------------------------
+    def field(self, path: str) -> Field | None:
+        return self.fields.get(path)
+
+    def dynamic(self) -> str:
+        return str(self.body.get("dynamic", "true")).lower()
+
+    def source_enabled(self) -> bool:
+        return bool((self.body.get("_source") or {}).get("enabled", True))
+
+    def to_json(self) -> dict[str, Any]:
+        return copy.deepcopy(self.body)
+
+    # ----- document parsing -------------------------------------------------------------------------------------
+    def parse(self, source: dict[str, Any], doc_id: str) -> tuple[ParsedDoc, dict[str, Any] | None]:
+        """Parse ``source``; returns the parsed values and a dynamic mapping update (or None)."""
+        parsed = ParsedDoc()
+        dynamic_props: dict[str, Any] = {}
+        saved = (dict(self.fields), set(self.objects))
+        try:
+            self._parse_object(source, "", parsed, dynamic_props, doc_id, self.dynamic())
+        except Exception:
+            self.fields, self.objects = saved  # a rejected document leaves no dynamic fields behind
+            raise
+        update = None
+        if dynamic_props:
+            update = {"properties": dynamic_props}
+            self.merge(update)
+            # Values of newly mapped fields were collected under their inferred types already.
+        return parsed, update
+
+    def _parse_object(self, obj: dict[str, Any], prefix: str, parsed: ParsedDoc, dynamic_props: dict[str, Any],
+                      doc_id: str, dynamic: str) -> None:
+        for name, value in obj.items():
+            if not name or name.strip(".") != name or ".." in name:
+                raise errors.mapper_parsing(
+                    f"field name cannot be an empty string" if not name else
+                    f"object field starting or ending with a [.] makes object resolution ambiguous: [{name}]"
+                )
+            path = f"{prefix}{name}"
+            if "." in name:  # dotted names map to nested objects, as OpenSearch expands them
+                head, rest = name.split(".", 1)
+                self._parse_object({head: {rest: value}}, prefix, parsed, dynamic_props, doc_id, dynamic)
+                continue
+            if value is None or value == []:
+                spec = self.fields.get(path)
+                null_value = spec.params.get("null_value") if spec else None
+                if null_value is None:
+                    continue
+                value = null_value
+            if path in self.objects or (path not in self.fields and isinstance(value, dict)):
+                if not isinstance(value, dict | list):
+                    if path in self.objects:
+                        raise errors.mapper_parsing(
+                            f"object mapping for [{path}] tried to parse field [{name}] as object, but found a "
+                            f"concrete value"
+                        )
+                items = value if isinstance(value, list) else [value]
+                for item in items:
+                    if item is None:
+                        continue
+                    if not isinstance(item, dict):
+                        raise errors.mapper_parsing(
+                            f"object mapping for [{path}] tried to parse field [{name}] as object, but found a "
+                            f"concrete value"
+                        )
+                    if path not in self.objects:
+                        if dynamic == "strict":
+                            raise _strict(name, prefix)
+                        if dynamic == "false":
+                            continue
+                        _ensure_object(dynamic_props, path)
+                        self.objects.add(path)
+                    spec = self._object_spec(path)
+                    if spec is not None and spec.get("enabled") is False:
+                        parsed.present.add(path)
+                        continue
+                    sub_dynamic = str(spec.get("dynamic", dynamic)).lower() if spec else dynamic
+                    self._parse_object(item, path + ".", parsed, dynamic_props, doc_id, sub_dynamic)
+                    parsed.present.add(path)
+                continue
+            spec_field = self.fields.get(path)
+            if spec_field is None:
+                if dynamic == "strict":
+                    raise _strict(name, prefix)
+                if dynamic == "false":
+                    continue
+                inferred = _infer_mapping(value, self.body)
+                if inferred is None:
+                    continue
+                _ensure_leaf(dynamic_props, path, inferred)
+                spec_field = self._make_field(path, inferred["type"], inferred)
+                self.fields[path] = spec_field
+                for sub, subspec in (inferred.get("fields") or {}).items():
+                    self.fields[f"{path}.{sub}"] = self._make_field(f"{path}.{sub}", subspec["type"], subspec)
+            self._parse_leaf(spec_field, value, parsed, doc_id)
+            for sub in spec_field.params.get("fields") or {}:
+                self._parse_leaf(self.fields[f"{path}.{sub}"], value, parsed, doc_id)
+            for target in _as_list(spec_field.params.get("copy_to")):
+                target_field = self.fields.get(target)
+                if target_field is not None:
+                    self._parse_leaf(target_field, value, parsed, doc_id)
+
+    def _object_spec(self, path: str) -> dict[str, Any] | None:
+        node: dict[str, Any] | None = {"properties": self.body.get("properties", {})}
+        for part in path.split("."):
+            if node is None:
+                return None
+            node = (node.get("properties") or {}).get(part)
+        return node
+
+    def _parse_leaf(self, spec: Field, value: Any, parsed: ParsedDoc, doc_id: str) -> None:
+        ftype = spec.type
+        path = spec.path
+        try:
+            if ftype == "knn_vector":
+                parsed.vectors[path] = _parse_vector(value, spec)
+                parsed.present.add(path)
+                return
+            if ftype == "rank_features":
+                parsed.features[path] = _parse_rank_features(value, path)
+                parsed.present.add(path)
+                return
+            if ftype == "rank_feature":
+                if isinstance(value, list):
+                    raise ValueError(
+                        f"[rank_feature] fields do not support indexing multiple values for the same field "
+                        f"[{path}] in the same document"
+                    )
+                number = float(coerce_number(value, "float"))
+                if spec.params.get("positive_score_impact", True) is False:
+                    number = 1.0 / number if number else math.inf
+                parsed.features[path] = {path: _encode_feature(number, path)}
+                parsed.present.add(path)
+                return
+            values = value if isinstance(value, list) else [value]
+            for item in values:
+                if item is None:
+                    continue
+                if isinstance(item, dict | list):
+                    raise ValueError(f"Can't get text on a {'START_OBJECT' if isinstance(item, dict) else 'START_ARRAY'}")
+                self._parse_scalar(spec, item, parsed)
+        except ValueError as exc:
+            if spec.params.get("ignore_malformed"):
+                return
+            preview = value if not isinstance(value, str) else value[:20]
+            raise errors.mapper_parsing(
+                f"failed to parse field [{path}] of type [{ftype}] in document with id '{doc_id}'. "
+                f"Preview of field's value: '{preview}'",
+                caused_by={"type": "illegal_argument_exception", "reason": str(exc)},
+            ) from exc
+
+    def _parse_scalar(self, spec: Field, item: Any, parsed: ParsedDoc) -> None:
+        ftype, path = spec.type, spec.path
+        if ftype in TEXT_TYPES:
+            text = item if isinstance(item, str) else _json_scalar_text(item)
+            tokens = spec.analyzer.tokens(text) if spec.analyzer else [text]
+            if spec.indexed is False:
+                parsed.present.add(path)
+                return
+            freqs, length = parsed.text.get(path, ({}, 0))
+            for token in tokens:
+                freqs[token] = freqs.get(token, 0) + 1
+            # Lucene counts every position of every value (position_increment_gap only shifts positions).
+            parsed.text[path] = (freqs, length + len(tokens))
+        elif ftype in ("keyword", "constant_keyword", "wildcard", "ip"):
+            text = item if isinstance(item, str) else _json_scalar_text(item)
+            ignore_above = spec.params.get("ignore_above")
+            if ignore_above is not None and len(text) > int(ignore_above):
+                return
+            if spec.params.get("normalizer") == "lowercase":
+                text = text.lower()
+            parsed.terms.setdefault(path, []).append(text)
+        elif ftype == "boolean":
+            parsed.terms.setdefault(path, []).append("true" if coerce_boolean(item) else "false")
+        elif ftype in ("date", "date_nanos"):
+            parsed.numbers.setdefault(path, []).append(parse_date(item, spec.params.get("format", DEFAULT_DATE_FORMAT)))
+        elif ftype in NUMERIC_TYPES:
+            number = coerce_number(item, ftype, bool(spec.params.get("coerce", True)))
+            if ftype == "half_float":
+                number = float(np.float16(number))
+            elif ftype == "float":
+                number = float(np.float32(number))
+            elif ftype == "scaled_float":
+                factor = float(spec.params.get("scaling_factor", 1.0))
+                number = round(number * factor) / factor
+            parsed.numbers.setdefault(path, []).append(number)
+        else:  # binary, geo_point, completion: stored in _source, exists-queryable, not searchable here
+            pass
+        parsed.present.add(path)
+
+
+def _encode_feature(value: float, path: str) -> int:
+    try:
+        return encode_feature(value)
+    except ValueError as exc:
+        raise ValueError(f"[rank_feature] fields only support finite positive values, but got [{value}] for "
+                         f"field [{path}]: {exc}") from exc
+
+
+def _parse_rank_features(value: Any, path: str) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError(f"[rank_features] fields must be json objects, expected a START_OBJECT but got: {value!r}")
+    out: dict[str, int] = {}
+    for key, weight in value.items():
+        if isinstance(weight, list):
+            raise ValueError(
+                f"[rank_features] fields do not support indexing multiple values for the same rank feature "
+                f"[{path}.{key}] in the same document"
+            )
+        number = float(coerce_number(weight, "float"))
+        out[key] = _encode_feature(number, f"{path}.{key}")
+    return out
+
+
+def _parse_vector(value: Any, spec: Field) -> np.ndarray:
+    if not isinstance(value, list) or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        raise ValueError("Vector values must be an array of numbers")
+    vector = np.asarray(value, dtype=np.float32)
+    dimension = int(spec.params["dimension"])
+    if vector.shape[0] != dimension:
+        raise ValueError(f"Vector dimension mismatch. Expected: {dimension}, Given: {vector.shape[0]}")
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("KNN vector values cannot be NaN or Infinity")
+    space = (spec.params.get("method") or {}).get("space_type", spec.params.get("space_type", "l2"))
+    if space == "cosinesimil" and not np.any(vector):
+        raise ValueError("zero vector is not supported when space type is [cosinesimil]")
+    return vector
+
+
+def _json_scalar_text(item: Any) -> str:
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    return str(item)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _strict(name: str, prefix: str) -> errors.EngineError:
+    parent = prefix[:-1] if prefix else "_doc"
+    return errors.EngineError(
+        400,
+        "strict_dynamic_mapping_exception",
+        f"mapping set to strict, dynamic introduction of [{name}] within [{parent}] is not allowed",
+    )
+
+
+def _infer_mapping(value: Any, body: dict[str, Any]) -> dict[str, Any] | None:
+    """OpenSearch's default dynamic mapping for a JSON value (arrays take their first non-null element)."""
+    if isinstance(value, list):
+        value = next((v for v in value if v is not None), None)
+        if value is None:
+            return None
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "long"}
+    if isinstance(value, float):
+        return {"type": "float"}
+    if isinstance(value, str):
+        if body.get("date_detection", True) and looks_like_date(value):
+            return {"type": "date"}
+        if body.get("numeric_detection", False):
+            try:
+                return {"type": "long"} if value.strip().lstrip("+-").isdigit() else (
+                    {"type": "float"} if math.isfinite(float(value)) else None)
+            except ValueError:
+                pass
+        return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+    return None
+
+
+def _ensure_object(props: dict[str, Any], path: str) -> None:
+    node = props
+    for part in path.split("."):
+        node = node.setdefault(part, {"properties": {}}).setdefault("properties", {})
+
+
+def _ensure_leaf(props: dict[str, Any], path: str, spec: dict[str, Any]) -> None:
+    *parents, leaf = path.split(".")
+    node = props
+    for part in parents:
+        node = node.setdefault(part, {"properties": {}}).setdefault("properties", {})
+    node[leaf] = spec
+
+
+def _strip_type_wrapper(update: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(update, dict) and set(update) == {"_doc"} and isinstance(update["_doc"], dict):
+        return update["_doc"]
+    return update
+
+
+def _merge_properties(target: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
+    for name, spec in update.items():
+        path = f"{prefix}{name}"
+        if not isinstance(spec, dict):
+            raise errors.mapper_parsing(f"Expected map for property [fields] on field [{name}] but got a {type(spec).__name__}")
+        if name in target:
+            existing = target[name]
+            old_type = existing.get("type", "object")
+            new_type = spec.get("type", "object" if "properties" in spec or "type" not in spec else None)
+            if old_type in OBJECT_TYPES or new_type in OBJECT_TYPES:
+                if old_type != new_type:
+                    if old_type in OBJECT_TYPES:
+                        raise errors.illegal_argument(f"can't merge a non object mapping [{path}] with an object mapping")
+                    raise errors.illegal_argument(
+                        f"mapper [{path}] cannot be changed from type [{old_type}] to [{new_type}]"
+                    )
+                for key, value in spec.items():
+                    if key != "properties":
+                        existing[key] = copy.deepcopy(value)
+                existing.setdefault("properties", {})
+                _merge_properties(existing["properties"], spec.get("properties", {}), path + ".")
+                continue
+            if old_type != new_type:
+                raise errors.illegal_argument(f"mapper [{path}] cannot be changed from type [{old_type}] to [{new_type}]")
+            conflicts = [
+                f"Cannot update parameter [{key}] from [{existing.get(key)}] to [{spec.get(key)}]"
+                for key in sorted(set(existing) | set(spec))
+                if key not in UPDATABLE_PARAMS and key != "type" and key in spec and existing.get(key) != spec.get(key)
+            ]
+            if conflicts:
+                raise errors.illegal_argument(
+                    f"Mapper for [{path}] conflicts with existing mapper:\n\t" + "\n\t".join(conflicts)
+                )
+            for key, value in spec.items():
+                if key == "fields":
+                    existing.setdefault("fields", {})
+                    _merge_properties(existing["fields"], value, path + ".")
+                else:
+                    existing[key] = copy.deepcopy(value)
+        else:
+            target[name] = copy.deepcopy(spec)
+
+
+def term_counts(tokens: list[str]) -> tuple[dict[str, int], int]:
+    """Term frequencies and field length of an analysed value."""
+    return dict(Counter(tokens)), len(tokens)

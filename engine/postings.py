@@ -1,0 +1,201 @@
+"""The searchable structures of one index: postings, norms, doc values, features and vectors.
+
+Documents are numbered by *ordinals* in the order a refresh made them visible (Lucene's doc ids without merges):
+an updated document gets a new ordinal and its old one dies. Every structure is append-only by ordinal, so a
+:class:`~nirbridge.engine.searcher.Searcher` taken at a refresh keeps seeing exactly its own documents: it reads
+ordinals below its ``max_ord`` and masks the ones that were dead when it was taken.
+
+Postings are numpy arrays (ordinals ascending, frequencies) replaced, never mutated, when a refresh appends to
+them, so concurrent readers are safe without locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .mapping import Mapping, ParsedDoc
+from .scoring import encode_norms
+from .vectors import VectorIndex
+
+
+class GrowArray:
+    """An append-only numpy array with amortised doubling; ``view(n)`` is a zero-copy prefix."""
+
+    def __init__(self, dtype: type | np.dtype, fill: object = 0) -> None:
+        self._data = np.full(1024, fill, dtype=dtype)
+        self._fill = fill
+        self.size = 0
+
+    def ensure(self, size: int) -> None:
+        if size > self._data.shape[0]:
+            capacity = max(size, self._data.shape[0] * 2)
+            grown = np.full(capacity, self._fill, dtype=self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown  # old views keep the old buffer alive and unchanged
+        self.size = max(self.size, size)
+
+    def set(self, ords: np.ndarray, values: np.ndarray) -> None:
+        if len(ords):
+            self.ensure(int(ords.max()) + 1)
+            self._data[ords] = values
+
+    def view(self, size: int | None = None) -> np.ndarray:
+        return self._data[: self.size if size is None else size]
+
+
+@dataclass
+class Posting:
+    ords: np.ndarray  # int32, ascending
+    freqs: np.ndarray  # float32 term frequencies (BM25) or int32 encoded feature values
+
+
+@dataclass
+class TextField:
+    """An inverted field: text (with norms) or terms (keyword/boolean: docs only, no norms)."""
+
+    has_norms: bool
+    postings: dict[str, Posting] = field(default_factory=dict)
+    norms: GrowArray = field(default_factory=lambda: GrowArray(np.uint8))
+    lengths: GrowArray = field(default_factory=lambda: GrowArray(np.int64))
+
+
+@dataclass
+class NumericField:
+    """Numeric and date values as flat (ordinal, value) arrays, for range and term queries."""
+
+    ords: GrowArray = field(default_factory=lambda: GrowArray(np.int32))
+    values: GrowArray = field(default_factory=lambda: GrowArray(np.float64))
+    count: int = 0
+
+
+def _append(existing: Posting | None, ords: list[int], freqs: list[int], freq_dtype: type) -> Posting:
+    new_ords = np.asarray(ords, dtype=np.int32)
+    new_freqs = np.asarray(freqs, dtype=freq_dtype)
+    if existing is None:
+        return Posting(new_ords, new_freqs)
+    return Posting(np.concatenate((existing.ords, new_ords)), np.concatenate((existing.freqs, new_freqs)))
+
+
+class InvertedStore:
+    """All searchable structures of an index, appended to at each refresh."""
+
+    def __init__(self) -> None:
+        self.text: dict[str, TextField] = {}
+        self.numbers: dict[str, NumericField] = {}
+        self.features: dict[str, dict[str, Posting]] = {}
+        self.vectors: dict[str, VectorIndex] = {}
+        self.present: dict[str, GrowArray] = {}
+        self.max_ord = 0
+
+    def add(self, first_ord: int, docs: list[ParsedDoc], mapping: Mapping) -> None:
+        """Index ``docs`` under ordinals ``first_ord, first_ord + 1, ...``."""
+        if not docs:
+            return
+        text_new: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
+        lengths: dict[str, tuple[list[int], list[int]]] = {}
+        term_new: dict[str, dict[str, list[int]]] = {}
+        number_new: dict[str, tuple[list[int], list[float]]] = {}
+        feature_new: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
+        vector_new: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+        present_new: dict[str, list[int]] = {}
+        for offset, doc in enumerate(docs):
+            ord_ = first_ord + offset
+            for path, (freqs, length) in doc.text.items():
+                by_term = text_new.setdefault(path, {})
+                for term, freq in freqs.items():
+                    entry = by_term.get(term)
+                    if entry is None:
+                        by_term[term] = ([ord_], [freq])
+                    else:
+                        entry[0].append(ord_)
+                        entry[1].append(freq)
+                if length:
+                    ls = lengths.setdefault(path, ([], []))
+                    ls[0].append(ord_)
+                    ls[1].append(length)
+            for path, values in doc.terms.items():
+                by_term_ords = term_new.setdefault(path, {})
+                for term in dict.fromkeys(values):
+                    by_term_ords.setdefault(term, []).append(ord_)
+            for path, values in doc.numbers.items():
+                entry_n = number_new.setdefault(path, ([], []))
+                for value in values:
+                    entry_n[0].append(ord_)
+                    entry_n[1].append(float(value))
+            for path, feats in doc.features.items():
+                by_feature = feature_new.setdefault(path, {})
+                for name, encoded in feats.items():
+                    entry_f = by_feature.setdefault(name, ([], []))
+                    entry_f[0].append(ord_)
+                    entry_f[1].append(encoded)
+            for path, vector in doc.vectors.items():
+                entry_v = vector_new.setdefault(path, ([], []))
+                entry_v[0].append(ord_)
+                entry_v[1].append(vector)
+            for path in doc.present:
+                present_new.setdefault(path, []).append(ord_)
+
+        for path, by_term in text_new.items():
+            tf = self.text.setdefault(path, TextField(has_norms=True))
+            for term, (ords, freqs) in by_term.items():
+                tf.postings[term] = _append(tf.postings.get(term), ords, freqs, np.float32)
+        for path, (ords, lens) in lengths.items():
+            tf = self.text[path]
+            ords_arr = np.asarray(ords, dtype=np.int64)
+            lens_arr = np.asarray(lens, dtype=np.int64)
+            tf.lengths.set(ords_arr, lens_arr)
+            tf.norms.set(ords_arr, encode_norms(lens_arr))
+        for path, by_term_ords in term_new.items():
+            tf = self.text.setdefault(path, TextField(has_norms=False))
+            counts: dict[int, int] = {}
+            for term, ords in by_term_ords.items():
+                tf.postings[term] = _append(tf.postings.get(term), ords, [1] * len(ords), np.float32)
+                for o in ords:
+                    counts[o] = counts.get(o, 0) + 1
+            # Docs-only fields: Lucene takes sumTotalTermFreq = sumDocFreq, so a doc's "length" is its term count.
+            ords_arr = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf.lengths.set(ords_arr, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
+        for path, (ords, values) in number_new.items():
+            nf = self.numbers.setdefault(path, NumericField())
+            start = nf.count
+            nf.count += len(ords)
+            idx = np.arange(start, nf.count)
+            nf.ords.set(idx, np.asarray(ords, dtype=np.int32))
+            nf.values.set(idx, np.asarray(values, dtype=np.float64))
+        for path, by_feature in feature_new.items():
+            store = self.features.setdefault(path, {})
+            for name, (ords, encoded) in by_feature.items():
+                store[name] = _append(store.get(name), ords, encoded, np.int32)
+        for path, (ords, vectors) in vector_new.items():
+            index = self.vectors.get(path)
+            if index is None:
+                index = self.vectors[path] = _new_vector_index(mapping, path)
+            index.add(np.asarray(ords, dtype=np.int64), np.stack(vectors).astype(np.float32, copy=False))
+        for path, ords in present_new.items():
+            self.present.setdefault(path, GrowArray(np.bool_, False)).set(
+                np.asarray(ords, dtype=np.int64), np.ones(len(ords), dtype=np.bool_)
+            )
+        self.max_ord = first_ord + len(docs)
+
+    def remove_vectors(self, ords: Iterable[int], docs: Iterable[ParsedDoc]) -> None:
+        for ord_, doc in zip(ords, docs, strict=True):
+            for path in doc.vectors:
+                if path in self.vectors:
+                    self.vectors[path].remove(np.asarray([ord_], dtype=np.int64))
+
+
+def _new_vector_index(mapping: Mapping, path: str) -> VectorIndex:
+    spec = mapping.field(path)
+    params = spec.params if spec else {}
+    method = params.get("method") or {}
+    space = method.get("space_type", params.get("space_type", "l2"))
+    method_params = method.get("parameters") or {}
+    return VectorIndex(
+        int(params["dimension"]),
+        space,
+        m=int(method_params.get("m", 16)),
+        ef_construction=int(method_params.get("ef_construction", 100)),
+    )

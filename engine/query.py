@@ -1,0 +1,747 @@
+"""The query DSL: parse OpenSearch query JSON into nodes that score a whole view at once.
+
+Every node's :meth:`Node.run` returns a :class:`Matches`: a boolean mask over the view's ordinals and float32
+scores, computed with numpy over postings (bm25s-style), never document by document. Scores follow Lucene:
+each leaf scores in float32, and Boolean / disjunction sums add in double and round to float, as Lucene's
+``BooleanScorer`` / ``DisjunctionSumScorer`` do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import errors
+from .mapping import TEXT_TYPES, Field, Mapping
+from .scoring import (
+    bm25_avgdl,
+    bm25_idf,
+    bm25_norm_cache,
+    bm25_scores,
+    decode_feature,
+    feature_pivot,
+    linear_scores,
+    log_scores,
+    saturation_scores,
+    sigmoid_scores,
+)
+from .searcher import Searcher
+from .values import NUMERIC_TYPES, coerce_boolean, coerce_number, parse_date
+
+# Docs-only fields (keyword, boolean) have no norms; Lucene then scores every document with norm value 1.
+NO_NORM_BYTE = 1
+
+
+@dataclass
+class Matches:
+    mask: np.ndarray  # bool[max_ord]
+    scores: np.ndarray  # float32[max_ord]; 0 where mask is False
+
+
+def _empty(n: int) -> Matches:
+    return Matches(np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.float32))
+
+
+def _constant(mask: np.ndarray, boost: float) -> Matches:
+    return Matches(mask, np.where(mask, np.float32(boost), np.float32(0)).astype(np.float32))
+
+
+class Node:
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        raise NotImplementedError
+
+
+@dataclass
+class MatchAll(Node):
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        return _constant(s.live.copy(), self.boost)
+
+
+@dataclass
+class MatchNone(Node):
+    def run(self, s: Searcher) -> Matches:
+        return _empty(s.max_ord)
+
+
+@dataclass
+class Term(Node):
+    """Lucene TermQuery scored with BM25Similarity (k1 1.2, b 0.75)."""
+
+    path: str
+    term: str
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        out = _empty(s.max_ord)
+        posting = s.posting(self.path, self.term)
+        if posting is None:
+            return out
+        doc_count, sum_ttf = s.field_stats.get(self.path, (0, 0))
+        weight = np.float32(self.boost) * bm25_idf(posting.ords.shape[0], doc_count)
+        cache = _norm_cache(s, self.path, doc_count, sum_ttf)
+        norms = s.norms(self.path)
+        norm_bytes = norms[posting.ords] if norms is not None else np.full(posting.ords.shape[0], NO_NORM_BYTE, np.uint8)
+        out.scores[posting.ords] = bm25_scores(posting.freqs, norm_bytes, weight, cache)
+        out.mask[posting.ords] = True
+        return out
+
+
+def _norm_cache(s: Searcher, path: str, doc_count: int, sum_ttf: int) -> np.ndarray:
+    key = ("norm_cache", path)
+    memo = s._cache
+    cached = memo.get(key)  # type: ignore[arg-type]
+    if cached is None:
+        avgdl = bm25_avgdl(sum_ttf, doc_count) if doc_count else np.float32(1.0)
+        cached = bm25_norm_cache(avgdl)
+        memo[key] = cached  # type: ignore[assignment]
+    return cached  # type: ignore[return-value]
+
+
+@dataclass
+class ConstantMask(Node):
+    """A filter-like query (terms, ids, range, exists, numeric term): every match scores ``boost``."""
+
+    compute: Any  # Callable[[Searcher], np.ndarray]
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        return _constant(self.compute(s) & s.live, self.boost)
+
+
+@dataclass
+class ConstantScore(Node):
+    inner: Node
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        return _constant(self.inner.run(s).mask, self.boost)
+
+
+@dataclass
+class Bool(Node):
+    must: list[Node] = field(default_factory=list)
+    should: list[Node] = field(default_factory=list)
+    filter: list[Node] = field(default_factory=list)
+    must_not: list[Node] = field(default_factory=list)
+    minimum_should_match: int = 0
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        n = s.max_ord
+        mask = s.live.copy()
+        total = np.zeros(n, dtype=np.float64)
+        for clause in self.must:
+            m = clause.run(s)
+            mask &= m.mask
+            total += m.scores
+        for clause in self.filter:
+            mask &= clause.run(s).mask
+        for clause in self.must_not:
+            mask &= ~clause.run(s).mask
+        if self.should:
+            count = np.zeros(n, dtype=np.int32)
+            for clause in self.should:
+                m = clause.run(s)
+                count += m.mask
+                total += m.scores
+            required = self.minimum_should_match
+            if not self.must and not self.filter:
+                required = max(required, 1)  # a pure disjunction needs one clause
+            if required > len(self.should):
+                mask[:] = False
+            elif required:
+                mask &= count >= required
+        scores = (total * self.boost if self.boost != 1.0 else total).astype(np.float32)
+        scores[~mask] = 0
+        return Matches(mask, scores)
+
+
+@dataclass
+class DisMax(Node):
+    """Lucene DisjunctionMaxQuery: max + tie_breaker * (sum of the other scores)."""
+
+    queries: list[Node]
+    tie_breaker: float = 0.0
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        n = s.max_ord
+        mask = np.zeros(n, dtype=np.bool_)
+        best = np.zeros(n, dtype=np.float32)
+        total = np.zeros(n, dtype=np.float64)
+        for query in self.queries:
+            m = query.run(s)
+            mask |= m.mask
+            best = np.maximum(best, m.scores)
+            total += m.scores
+        others = total - best
+        scores = (best.astype(np.float64) + others * np.float32(self.tie_breaker)).astype(np.float32)
+        if self.boost != 1.0:
+            scores = (scores * np.float32(self.boost)).astype(np.float32)
+        scores[~mask] = 0
+        return Matches(mask, scores)
+
+
+@dataclass
+class RankFeature(Node):
+    """Lucene FeatureField queries behind OpenSearch's ``rank_feature`` (saturation, log, sigmoid, linear)."""
+
+    path: str
+    feature: str
+    function: str
+    params: dict[str, float]
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        out = _empty(s.max_ord)
+        posting = s.feature_posting(self.path, self.feature)
+        if posting is None:
+            return out
+        weight = np.float32(self.boost)
+        freqs = posting.freqs
+        if self.function == "saturation":
+            pivot = self.params.get("pivot")
+            if pivot is None:
+                pivot = feature_pivot(int(freqs.astype(np.int64).sum()), freqs.shape[0])
+            scores = saturation_scores(freqs, weight, np.float32(pivot))
+        elif self.function == "log":
+            scores = log_scores(freqs, weight, np.float32(self.params["scaling_factor"]))
+        elif self.function == "sigmoid":
+            scores = sigmoid_scores(freqs, weight, np.float32(self.params["pivot"]), np.float32(self.params["exponent"]))
+        else:
+            scores = linear_scores(freqs, weight)
+        out.scores[posting.ords] = scores
+        out.mask[posting.ords] = True
+        return out
+
+
+@dataclass
+class NeuralSparse(Node):
+    """neural_sparse with ``query_tokens``: a Boolean should of FeatureField linear queries, one per token."""
+
+    path: str
+    tokens: dict[str, float]
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        n = s.max_ord
+        mask = np.zeros(n, dtype=np.bool_)
+        total = np.zeros(n, dtype=np.float64)
+        for token, weight in self.tokens.items():
+            posting = s.feature_posting(self.path, token)
+            if posting is None:
+                continue
+            total[posting.ords] += linear_scores(posting.freqs, np.float32(weight))
+            mask[posting.ords] = True
+        scores = total.astype(np.float32)
+        if self.boost != 1.0:
+            scores = (scores * np.float32(self.boost)).astype(np.float32)
+        return Matches(mask, scores)
+
+
+@dataclass
+class Knn(Node):
+    path: str
+    vector: np.ndarray
+    k: int
+    filter: Node | None = None
+    boost: float = 1.0
+
+    def run(self, s: Searcher) -> Matches:
+        out = _empty(s.max_ord)
+        vectors = s.store.vectors.get(self.path)
+        if vectors is None:
+            return out
+        allowed = s.live if self.filter is None else (s.live & self.filter.run(s).mask)
+        ords, scores = vectors.search(self.vector, self.k, allowed=allowed)
+        ords = ords[ords < s.max_ord]
+        scores = scores[: ords.shape[0]]
+        out.mask[ords] = True
+        out.scores[ords] = (scores * np.float32(self.boost)).astype(np.float32)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parsing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class QueryParser:
+    """Turns query JSON into nodes for one index (field types come from its mapping)."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+
+    def parse(self, query: Any) -> Node:
+        if query is None:
+            return MatchAll()
+        if not isinstance(query, dict) or len(query) != 1:
+            if isinstance(query, dict) and not query:
+                raise errors.parsing("query malformed, empty clause found")
+            raise errors.parsing("[_na] query malformed, must start with start_object" if not isinstance(query, dict)
+                                 else f"[{next(iter(query))}] malformed query, expected [END_OBJECT] but found "
+                                      f"[FIELD_NAME]")
+        name, body = next(iter(query.items()))
+        handler = getattr(self, f"_q_{name}", None)
+        if handler is None:
+            raise errors.parsing(f"unknown query [{name}]", line=1, col=1)
+        return handler(body)
+
+    # ----- compound ---------------------------------------------------------------------------------------------
+    def _q_match_all(self, body: dict[str, Any]) -> Node:
+        return MatchAll(float(body.get("boost", 1.0)) if isinstance(body, dict) else 1.0)
+
+    def _q_match_none(self, body: dict[str, Any]) -> Node:
+        return MatchNone()
+
+    def _q_bool(self, body: dict[str, Any]) -> Node:
+        if not isinstance(body, dict):
+            raise errors.parsing("[bool] query malformed, no start_object after query name")
+        known = {"must", "should", "filter", "must_not", "minimum_should_match", "boost", "_name",
+                 "adjust_pure_negative"}
+        for key in body:
+            if key not in known:
+                raise errors.parsing(f"[bool] query does not support [{key}]")
+        clauses = {key: [self.parse(q) for q in _as_list(body.get(key))] for key in ("must", "should", "filter",
+                                                                                      "must_not")}
+        if not any(clauses.values()):
+            return MatchAll(float(body.get("boost", 1.0)))
+        msm_spec = body.get("minimum_should_match")
+        msm = minimum_should_match(msm_spec, len(clauses["should"])) if msm_spec is not None else 0
+        return Bool(clauses["must"], clauses["should"], clauses["filter"], clauses["must_not"], msm,
+                    float(body.get("boost", 1.0)))
+
+    def _q_constant_score(self, body: dict[str, Any]) -> Node:
+        if "filter" not in body:
+            raise errors.parsing("[constant_score] requires a 'filter' element")
+        return ConstantScore(self.parse(body["filter"]), float(body.get("boost", 1.0)))
+
+    def _q_dis_max(self, body: dict[str, Any]) -> Node:
+        return DisMax([self.parse(q) for q in _as_list(body.get("queries"))], float(body.get("tie_breaker", 0.0)),
+                      float(body.get("boost", 1.0)))
+
+    # ----- full text --------------------------------------------------------------------------------------------
+    def _q_match(self, body: dict[str, Any]) -> Node:
+        path, params = _single_field(body, "match", value_key="query")
+        return self.match_field(path, params["query"], params)
+
+    def match_field(self, path: str, text: Any, params: dict[str, Any], boost: float | None = None) -> Node:
+        spec = self.mapping.field(path)
+        boost = float(params.get("boost", 1.0)) if boost is None else boost
+        if spec is None:
+            return MatchNone()
+        if not spec.is_text:
+            try:
+                return self.term_node(spec, text, boost)
+            except errors.EngineError:
+                if params.get("lenient"):
+                    return MatchNone()
+                raise
+        analyzer = spec.search_analyzer
+        if params.get("analyzer"):
+            from .analysis import AnalysisError, get_analyzer
+
+            try:
+                analyzer = get_analyzer(params["analyzer"], self.mapping.analysis)
+            except AnalysisError as exc:
+                raise errors.EngineError(400, "query_shard_exception", str(exc)) from exc
+        tokens = analyzer.tokens(str(text)) if analyzer else [str(text)]
+        if not tokens:
+            return MatchAll() if params.get("zero_terms_query", "none") == "all" else MatchNone()
+        terms = [Term(path, t) for t in tokens]
+        operator = str(params.get("operator", "or")).lower()
+        if operator not in ("or", "and"):
+            raise errors.illegal_argument(f"No enum constant org.opensearch.index.search.MatchQuery.Operator.{operator.upper()}")
+        if len(terms) == 1:
+            node: Node = terms[0]
+            node.boost = boost
+            return node
+        if operator == "and":
+            return Bool(must=list(terms), boost=boost)
+        msm_spec = params.get("minimum_should_match")
+        msm = minimum_should_match(msm_spec, len(terms)) if msm_spec is not None else 0
+        return Bool(should=list(terms), minimum_should_match=msm, boost=boost)
+
+    def _q_multi_match(self, body: dict[str, Any]) -> Node:
+        if "query" not in body:
+            raise errors.parsing("[multi_match] requires query value")
+        fields = body.get("fields") or ["*"]
+        fields = [fields] if isinstance(fields, str) else fields
+        resolved: list[tuple[str, float]] = []
+        for spec in fields:
+            name, _, boost_text = spec.partition("^")
+            boost = float(boost_text) if boost_text else 1.0
+            for path in self._expand_fields(name):
+                resolved.append((path, boost))
+        kind = body.get("type", "best_fields")
+        lenient = body.get("lenient", any("*" in f for f in fields))
+        params = {**body, "lenient": lenient}
+        params.pop("boost", None)
+        per_field = [self.match_field(path, body["query"], params, boost=boost) for path, boost in resolved]
+        outer_boost = float(body.get("boost", 1.0))
+        if not per_field:
+            return MatchNone()
+        if kind in ("best_fields", "phrase", "phrase_prefix", "bool_prefix"):
+            return DisMax(per_field, float(body.get("tie_breaker", 0.0)), outer_boost)
+        if kind == "most_fields":
+            return Bool(should=per_field, boost=outer_boost)
+        if kind == "cross_fields":
+            return self._cross_fields(resolved, body, outer_boost)
+        raise errors.parsing(f"[multi_match] query does not support type {kind}")
+
+    def _cross_fields(self, resolved: list[tuple[str, float]], body: dict[str, Any], boost: float) -> Node:
+        """Term-centric: each query term must match in some field (dis_max over fields per term)."""
+        text_fields = [(p, b) for p, b in resolved if (f := self.mapping.field(p)) is not None and f.is_text]
+        if not text_fields:
+            return MatchNone()
+        analyzer = self.mapping.field(text_fields[0][0]).search_analyzer  # type: ignore[union-attr]
+        tokens = analyzer.tokens(str(body["query"])) if analyzer else [str(body["query"])]
+        per_term = [
+            DisMax([Term(p, t, b) for p, b in text_fields], float(body.get("tie_breaker", 0.0))) for t in tokens
+        ]
+        if not per_term:
+            return MatchNone()
+        if str(body.get("operator", "or")).lower() == "and":
+            return Bool(must=per_term, boost=boost)
+        msm_spec = body.get("minimum_should_match")
+        msm = minimum_should_match(msm_spec, len(per_term)) if msm_spec is not None else 0
+        return Bool(should=per_term, minimum_should_match=msm, boost=boost)
+
+    def _expand_fields(self, pattern: str) -> list[str]:
+        if "*" not in pattern:
+            return [pattern]
+        regex = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
+        return [p for p, f in self.mapping.fields.items() if regex.match(p) and (f.is_text or f.type == "keyword")]
+
+    # ----- term level -------------------------------------------------------------------------------------------
+    def _q_term(self, body: dict[str, Any]) -> Node:
+        path, params = _single_field(body, "term", value_key="value")
+        spec = self.mapping.field(path)
+        if spec is None:
+            return MatchNone()
+        return self.term_node(spec, params["value"], float(params.get("boost", 1.0)),
+                              bool(params.get("case_insensitive", False)))
+
+    def term_node(self, spec: Field, value: Any, boost: float, case_insensitive: bool = False) -> Node:
+        if isinstance(value, dict | list):
+            raise errors.parsing(f"[term] query does not support array of values for field [{spec.path}]")
+        if spec.type in TEXT_TYPES or spec.type in ("keyword", "constant_keyword", "wildcard", "ip"):
+            text = _term_text(value)
+            if spec.params.get("normalizer") == "lowercase":
+                text = text.lower()
+            if case_insensitive:
+                return self._case_insensitive(spec.path, text, boost)
+            return Term(spec.path, text, boost)
+        if spec.type == "boolean":
+            try:
+                return Term(spec.path, "true" if coerce_boolean(value) else "false", boost)
+            except ValueError as exc:
+                raise _query_shard(str(exc)) from exc
+        if spec.is_numeric:
+            number = self._number(spec, value)
+            return ConstantMask(lambda s, p=spec.path, v=number: _numeric_mask(s, p, v, v, True, True), boost)
+        if spec.type in ("rank_feature", "rank_features", "knn_vector"):
+            raise errors.illegal_argument(f"[{spec.type}] fields do not support [term] queries")
+        return MatchNone()
+
+    def _case_insensitive(self, path: str, text: str, boost: float) -> Node:
+        lowered = text.lower()
+
+        def compute(s: Searcher) -> np.ndarray:
+            mask = np.zeros(s.max_ord, dtype=np.bool_)
+            for term in s.terms(path):
+                if term.lower() == lowered:
+                    posting = s.posting(path, term)
+                    if posting is not None:
+                        mask[posting.ords] = True
+            return mask
+
+        return ConstantMask(compute, boost)
+
+    def _number(self, spec: Field, value: Any) -> float:
+        try:
+            if spec.type in ("date", "date_nanos"):
+                return float(parse_date(value, spec.params.get("format", "strict_date_optional_time||epoch_millis")))
+            return float(coerce_number(value, spec.type if spec.type in NUMERIC_TYPES else "double"))
+        except ValueError as exc:
+            raise _query_shard(f"failed to create query: {exc}") from exc
+
+    def _q_terms(self, body: dict[str, Any]) -> Node:
+        boost = float(body.get("boost", 1.0))
+        fields = [(k, v) for k, v in body.items() if k not in ("boost", "_name")]
+        if len(fields) != 1:
+            raise errors.parsing("[terms] query does not support multiple fields" if fields
+                                 else "[terms] query requires a field")
+        path, values = fields[0]
+        if not isinstance(values, list):
+            raise errors.parsing(f"[terms] query does not support [{path}]")
+        spec = self.mapping.field(path)
+        if spec is None:
+            return MatchNone()
+        nodes = [self.term_node(spec, v, 1.0) for v in values]
+
+        def compute(s: Searcher) -> np.ndarray:
+            mask = np.zeros(s.max_ord, dtype=np.bool_)
+            for node in nodes:
+                mask |= node.run(s).mask
+            return mask
+
+        return ConstantMask(compute, boost)
+
+    def _q_ids(self, body: dict[str, Any]) -> Node:
+        values = body.get("values")
+        if not isinstance(values, list):
+            raise errors.parsing("[ids] query malformed, values must be an array")
+        wanted = [str(v) for v in values]
+
+        def compute(s: Searcher) -> np.ndarray:
+            mask = np.zeros(s.max_ord, dtype=np.bool_)
+            visible = s.index.visible
+            ords = [visible[v] for v in wanted if v in visible and visible[v] < s.max_ord]
+            # A view older than the latest refresh looks ids up in its own documents.
+            if s.generation != s.index.generation:
+                ords = [o for o in range(s.max_ord) if s.live[o] and s.ord_docs[o].id in set(wanted)]
+            mask[np.asarray(ords, dtype=np.int64)] = True
+            return mask
+
+        return ConstantMask(compute, float(body.get("boost", 1.0)))
+
+    def _q_exists(self, body: dict[str, Any]) -> Node:
+        path = body.get("field")
+        if not isinstance(path, str):
+            raise errors.parsing("[exists] must be provided with a [field]")
+        paths = self._exists_paths(path)
+        boost = float(body.get("boost", 1.0))
+
+        def compute(s: Searcher) -> np.ndarray:
+            mask = np.zeros(s.max_ord, dtype=np.bool_)
+            for p in paths:
+                if p in ("_id", "_index", "_seq_no", "_primary_term", "_version", "_source"):
+                    return s.live.copy()
+                mask |= s.present(p)
+            return mask
+
+        return ConstantMask(compute, boost)
+
+    def _exists_paths(self, pattern: str) -> list[str]:
+        if "*" in pattern:
+            regex = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
+            return [p for p in list(self.mapping.fields) + sorted(self.mapping.objects) if regex.match(p)]
+        if pattern in self.mapping.objects:
+            return [p for p in self.mapping.fields if p.startswith(pattern + ".")]
+        return [pattern]
+
+    def _q_range(self, body: dict[str, Any]) -> Node:
+        path, params = _single_field(body, "range", value_key=None)
+        spec = self.mapping.field(path)
+        if spec is None:
+            return MatchNone()
+        bounds: dict[str, Any] = {}
+        for key, value in params.items():
+            if key in ("gt", "gte", "lt", "lte"):
+                if value is not None:
+                    bounds[key] = value
+            elif key == "from":
+                if value is not None:
+                    bounds["gte" if params.get("include_lower", True) else "gt"] = value
+            elif key == "to":
+                if value is not None:
+                    bounds["lte" if params.get("include_upper", True) else "lt"] = value
+            elif key not in ("boost", "format", "time_zone", "relation", "include_lower", "include_upper", "_name"):
+                raise errors.parsing(f"[range] query does not support [{key}]")
+        boost = float(params.get("boost", 1.0))
+        if spec.is_numeric:
+            fmt_spec = Field(spec.path, spec.type, {**spec.params, **({"format": params["format"]}
+                                                                      if "format" in params else {})})
+            low = self._number(fmt_spec, bounds["gte"] if "gte" in bounds else bounds["gt"]) if (
+                "gte" in bounds or "gt" in bounds) else -math.inf
+            high = self._number(fmt_spec, bounds["lte"] if "lte" in bounds else bounds["lt"]) if (
+                "lte" in bounds or "lt" in bounds) else math.inf
+            return ConstantMask(
+                lambda s: _numeric_mask(s, path, low, high, "gt" not in bounds, "lt" not in bounds), boost
+            )
+        if spec.type in ("keyword", "text", "ip", "constant_keyword"):
+            def compute(s: Searcher) -> np.ndarray:
+                mask = np.zeros(s.max_ord, dtype=np.bool_)
+                for term in s.terms(path):
+                    if _in_string_range(term, bounds):
+                        posting = s.posting(path, term)
+                        if posting is not None:
+                            mask[posting.ords] = True
+                return mask
+
+            return ConstantMask(compute, boost)
+        raise errors.illegal_argument(f"Field [{path}] of type [{spec.type}] does not support range queries")
+
+    # ----- neural -----------------------------------------------------------------------------------------------
+    def _q_rank_feature(self, body: dict[str, Any]) -> Node:
+        path = body.get("field")
+        if not isinstance(path, str):
+            raise errors.parsing("[rank_feature] requires a [field]")
+        functions = [k for k in ("saturation", "log", "sigmoid", "linear") if k in body]
+        if len(functions) > 1:
+            raise errors.parsing("[rank_feature] query can only have one of [saturation], [log], [sigmoid], [linear]")
+        function = functions[0] if functions else "saturation"
+        params = dict(body.get(function) or {})
+        spec = self.mapping.field(path)
+        feature = path
+        if spec is None and "." in path:
+            parent, feature = path.rsplit(".", 1)
+            spec = self.mapping.field(parent)
+            if spec is not None and spec.type != "rank_features":
+                spec = None
+            path = parent
+        if spec is None:
+            return MatchNone()
+        if spec.type not in ("rank_feature", "rank_features"):
+            raise errors.illegal_argument(
+                f"[rank_feature] query only works on [rank_feature] fields and features of [rank_features] fields, "
+                f"not [{spec.type}]"
+            )
+        if function == "log":
+            if spec.params.get("positive_score_impact", True) is False:
+                raise errors.illegal_argument(
+                    "Cannot use the [log] function with a field that has a negative score impact as it would "
+                    "trigger negative scores"
+                )
+            if "scaling_factor" not in params:
+                raise errors.parsing("[log] function requires a [scaling_factor]")
+        if function == "sigmoid" and ("pivot" not in params or "exponent" not in params):
+            raise errors.parsing("[sigmoid] function requires a [pivot] and an [exponent]")
+        return RankFeature(path, feature, function, params, float(body.get("boost", 1.0)))
+
+    def _q_neural_sparse(self, body: dict[str, Any]) -> Node:
+        path, params = _single_field(body, "neural_sparse", value_key=None)
+        tokens = params.get("query_tokens")
+        if not isinstance(tokens, dict) or not tokens:
+            if "query_text" in params:
+                raise errors.illegal_argument(
+                    "[neural_sparse] query_text needs a model in the cluster; the nirbridge engine takes query_tokens "
+                    "(encode the query with the proxy or nirbridge.workers)"
+                )
+            raise errors.parsing("[neural_sparse] query requires a non-empty [query_tokens] object")
+        spec = self.mapping.field(path)
+        if spec is None:
+            return MatchNone()
+        if spec.type != "rank_features":
+            raise errors.illegal_argument(f"[neural_sparse] query only works on [rank_features] fields, not [{spec.type}]")
+        weights = {}
+        for token, weight in tokens.items():
+            if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
+                raise errors.illegal_argument(f"[neural_sparse] query token [{token}] has an invalid weight [{weight}]")
+            weights[token] = float(weight)
+        return NeuralSparse(path, weights, float(params.get("boost", 1.0)))
+
+    def _q_knn(self, body: dict[str, Any]) -> Node:
+        path, params = _single_field(body, "knn", value_key=None)
+        spec = self.mapping.field(path)
+        if spec is None:
+            raise errors.illegal_argument(f"Field '{path}' is not knn_vector type.")
+        if spec.type != "knn_vector":
+            raise errors.illegal_argument(f"Field '{path}' is not knn_vector type.")
+        vector = params.get("vector")
+        if not isinstance(vector, list) or not vector:
+            raise errors.illegal_argument("[knn] requires a [vector]")
+        query = np.asarray(vector, dtype=np.float32)
+        dimension = int(spec.params["dimension"])
+        if query.shape[0] != dimension:
+            raise errors.illegal_argument(
+                f"Query vector has invalid dimension: {query.shape[0]}. Dimension should be: {dimension}"
+            )
+        k = params.get("k")
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0 or k > 10000:
+            raise errors.illegal_argument("[knn] requires k to be in the range (0, 10000]")
+        filter_node = self.parse(params["filter"]) if params.get("filter") is not None else None
+        return Knn(path, query, k, filter_node, float(params.get("boost", 1.0)))
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _single_field(body: Any, query: str, value_key: str | None) -> tuple[str, dict[str, Any]]:
+    if not isinstance(body, dict):
+        raise errors.parsing(f"[{query}] query malformed, no start_object after query name")
+    fields = [(k, v) for k, v in body.items() if k not in ("boost", "_name") or isinstance(v, dict)]
+    if len(fields) != 1:
+        raise errors.parsing(
+            f"[{query}] query doesn't support multiple fields, found [{fields[0][0]}] and [{fields[1][0]}]"
+            if len(fields) > 1 else f"[{query}] query requires a field"
+        )
+    path, params = fields[0]
+    if not isinstance(params, dict):
+        if value_key is None:
+            raise errors.parsing(f"[{query}] query malformed, expected an object for field [{path}]")
+        params = {value_key: params}
+    elif value_key is not None and value_key not in params:
+        raise errors.parsing(f"[{query}] query requires [{value_key}] for field [{path}]")
+    if "boost" in body and not isinstance(body["boost"], dict):
+        params = {**params, "boost": body["boost"]}
+    return path, params
+
+
+def _term_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(value)
+    return str(value)
+
+
+def _query_shard(reason: str) -> errors.EngineError:
+    return errors.EngineError(400, "query_shard_exception", reason)
+
+
+def _numeric_mask(s: Searcher, path: str, low: float, high: float, include_low: bool, include_high: bool) -> np.ndarray:
+    ords, values = s.numeric(path)
+    keep = (values >= low if include_low else values > low) & (values <= high if include_high else values < high)
+    mask = np.zeros(s.max_ord, dtype=np.bool_)
+    mask[ords[keep]] = True
+    return mask
+
+
+def _in_string_range(term: str, bounds: dict[str, Any]) -> bool:
+    if "gte" in bounds and term < str(bounds["gte"]):
+        return False
+    if "gt" in bounds and term <= str(bounds["gt"]):
+        return False
+    if "lte" in bounds and term > str(bounds["lte"]):
+        return False
+    return not ("lt" in bounds and term >= str(bounds["lt"]))
+
+
+def minimum_should_match(spec: Any, optional_clauses: int) -> int:
+    """OpenSearch's Queries.calculateMinShouldMatch: ``3``, ``-2``, ``75%``, ``-25%``, ``3<90%``, ``2<-25% 9<-3``."""
+    text = str(spec).strip()
+    if "<" in text:
+        result = optional_clauses
+        for part in text.split():
+            upper, _, rule = part.partition("<")
+            if optional_clauses > int(upper):
+                result = minimum_should_match(rule, optional_clauses)
+        return result
+    if text.endswith("%"):
+        percent = float(text[:-1])
+        computed = int(optional_clauses * percent / 100) if percent >= 0 else optional_clauses - int(
+            optional_clauses * -percent / 100)
+        result = computed
+    else:
+        try:
+            value = int(text)
+        except ValueError:
+            raise errors.illegal_argument(f"Invalid minimum_should_match value [{spec}]") from None
+        result = optional_clauses + value if value < 0 else value
+    return max(0, result) if result <= optional_clauses else result
+
+
+__all__ = ["Matches", "Node", "QueryParser", "minimum_should_match", "decode_feature"]

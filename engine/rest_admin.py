@@ -1,0 +1,458 @@
+"""Cluster and index administration: info, health, _cat, create/delete/get, mappings, settings, aliases."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from . import errors
+from .index import Index
+from .node import Node
+from .rest import Request, Response, ok, param_list, route
+from .settings import flatten, nest
+
+VERSION = {
+    "distribution": "opensearch",
+    "number": "3.3.0",
+    "build_type": "tar",
+    "build_hash": "nirbridge-engine",
+    "build_date": "2025-01-01T00:00:00.000000Z",
+    "build_snapshot": False,
+    "lucene_version": "10.3.1",
+    "minimum_wire_compatibility_version": "2.19.0",
+    "minimum_index_compatibility_version": "2.0.0",
+}
+
+
+@route("/", methods=("GET", "HEAD"))
+def info(node: Node, request: Request) -> Response:
+    if request.method == "HEAD":
+        return Response(200)
+    return Response(200, {
+        "name": node.name,
+        "cluster_name": "nirbridge",
+        "cluster_uuid": node.cluster_uuid,
+        "version": VERSION,
+        "tagline": "The OpenSearch Project: https://opensearch.org/",
+    })
+
+
+# ----- health and cat -------------------------------------------------------------------------------------------
+
+
+def _index_health(index: Index) -> str:
+    if index.closed:
+        return "green"
+    return "green" if index.settings.number_of_replicas == 0 else "yellow"
+
+
+@route("/_cluster/health", "/_cluster/health/{index}")
+def health(node: Node, request: Request) -> Response:
+    expression = request.parts.get("index")
+    indices = node.resolve(expression, ignore_unavailable=False, include_closed=True,
+                           expand_wildcards="all") if expression else list(node.indices.values())
+    open_indices = [i for i in indices if not i.closed]
+    shards = sum(i.settings.number_of_shards for i in open_indices)
+    unassigned = sum(i.settings.number_of_shards * i.settings.number_of_replicas for i in open_indices)
+    statuses = [_index_health(i) for i in indices]
+    status = "yellow" if "yellow" in statuses else "green"
+    wait = request.params.get("wait_for_status")
+    order = {"green": 0, "yellow": 1, "red": 2}
+    timed_out = bool(wait) and order[status] > order.get(wait, 2)
+    body: dict[str, Any] = {
+        "cluster_name": "nirbridge",
+        "status": status,
+        "timed_out": timed_out,
+        "number_of_nodes": 1,
+        "number_of_data_nodes": 1,
+        "discovered_master": True,
+        "discovered_cluster_manager": True,
+        "active_primary_shards": shards,
+        "active_shards": shards,
+        "relocating_shards": 0,
+        "initializing_shards": 0,
+        "unassigned_shards": unassigned,
+        "delayed_unassigned_shards": 0,
+        "number_of_pending_tasks": 0,
+        "number_of_in_flight_fetch": 0,
+        "task_max_waiting_in_queue_millis": 0,
+        "active_shards_percent_as_number": 100.0 if not shards else 100.0 * shards / (shards + unassigned),
+    }
+    level = request.params.get("level", "cluster")
+    if level in ("indices", "shards"):
+        body["indices"] = {}
+        for index in indices:
+            entry: dict[str, Any] = {
+                "status": _index_health(index),
+                "number_of_shards": index.settings.number_of_shards,
+                "number_of_replicas": index.settings.number_of_replicas,
+                "active_primary_shards": 0 if index.closed else index.settings.number_of_shards,
+                "active_shards": 0 if index.closed else index.settings.number_of_shards,
+                "relocating_shards": 0,
+                "initializing_shards": 0,
+                "unassigned_shards": 0 if index.closed else index.settings.number_of_shards
+                * index.settings.number_of_replicas,
+            }
+            if level == "shards":
+                entry["shards"] = {
+                    str(s): {"status": entry["status"], "primary_active": True, "active_shards": 1,
+                             "relocating_shards": 0, "initializing_shards": 0,
+                             "unassigned_shards": index.settings.number_of_replicas}
+                    for s in range(index.settings.number_of_shards)
+                }
+            body["indices"][index.name] = entry
+    return Response(408 if timed_out else 200, body)
+
+
+@route("/_cat/indices", "/_cat/indices/{index}")
+def cat_indices(node: Node, request: Request) -> Response:
+    expression = request.parts.get("index")
+    indices = node.resolve(expression, include_closed=True, expand_wildcards="all")
+    rows = []
+    for index in indices:
+        rows.append({
+            "health": _index_health(index) if not index.closed else "",
+            "status": "close" if index.closed else "open",
+            "index": index.name,
+            "uuid": index.uuid,
+            "pri": str(index.settings.number_of_shards),
+            "rep": str(index.settings.number_of_replicas),
+            "docs.count": "" if index.closed else str(index.doc_count()),
+            "docs.deleted": "" if index.closed else str(index.num_deleted),
+            "store.size": "" if index.closed else f"{index.doc_count() * 1}b",
+            "pri.store.size": "" if index.closed else f"{index.doc_count() * 1}b",
+        })
+    health_filter = request.params.get("health")
+    if health_filter:
+        rows = [r for r in rows if r["health"] == health_filter]
+    if request.flag("pri"):
+        pass
+    return _cat(rows, request, ["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted",
+                                "store.size", "pri.store.size"])
+
+
+def _cat(rows: list[dict[str, str]], request: Request, default_columns: list[str]) -> Response:
+    columns = param_list(request.params.get("h")) or default_columns
+    sort_keys = param_list(request.params.get("s"))
+    for key in reversed(sort_keys):
+        name, _, order = key.partition(":")
+        rows.sort(key=lambda r, n=name: r.get(n, ""), reverse=order == "desc")
+    if request.params.get("format") == "json":
+        return Response(200, [{c: r.get(c) for c in columns} for r in rows])
+    table = [[r.get(c, "") for c in columns] for r in rows]
+    if request.flag("v"):
+        table.insert(0, columns)
+    widths = [max((len(str(row[i])) for row in table), default=0) for i in range(len(columns))]
+    lines = [" ".join(str(v).ljust(widths[i]) for i, v in enumerate(row)).rstrip() + "\n" for row in table]
+    return Response(200, "".join(lines), content_type="text/plain; charset=UTF-8")
+
+
+# ----- index lifecycle ------------------------------------------------------------------------------------------
+
+
+@route("/{index}", methods=("PUT",))
+def create_index(node: Node, request: Request) -> Response:
+    body = request.json()
+    if body is not None and not isinstance(body, dict):
+        raise errors.parsing("request body must be an object")
+    index = node.create_index(request.parts["index"], body)
+    if request.params.get("wait_for_active_shards") == "all" and index.settings.number_of_replicas:
+        pass  # one node: replicas never become active; OpenSearch would time out, we answer at once
+    return Response(200, {"acknowledged": True, "shards_acknowledged": True, "index": index.name})
+
+
+@route("/{index}", methods=("DELETE",))
+def delete_index(node: Node, request: Request) -> Response:
+    expression = request.parts["index"]
+    indices = node.resolve(expression, ignore_unavailable=request.params.get("ignore_unavailable") == "true",
+                           include_closed=True, expand_wildcards="all")
+    for part in expression.split(","):
+        if part in node.alias_names() and part not in node.indices:
+            raise errors.illegal_argument(
+                f"The provided expression [{part}] matches an alias, specify the corresponding concrete indices "
+                f"instead."
+            )
+    for index in indices:
+        node.delete_index(index.name)
+    return ok()
+
+
+@route("/{index}", methods=("GET", "HEAD"))
+def get_index(node: Node, request: Request) -> Response:
+    try:
+        indices = node.resolve(request.parts["index"], ignore_unavailable=request.params.get("ignore_unavailable")
+                               == "true", include_closed=True, expand_wildcards="all")
+    except errors.EngineError:
+        if request.method == "HEAD":
+            return Response(404)
+        raise
+    if request.method == "HEAD":
+        return Response(200 if indices else 404)
+    flat = request.flag("flat_settings")
+    return Response(200, {
+        i.name: {"aliases": copy.deepcopy(i.aliases), "mappings": i.mapping.to_json(),
+                 "settings": i.settings.render(flat)}
+        for i in indices
+    })
+
+
+@route("/{index}/_close", methods=("POST",))
+def close_index(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
+    for index in indices:
+        index.refresh()
+        index.closed = True
+        index.persist_meta()
+    return Response(200, {"acknowledged": True, "shards_acknowledged": True,
+                          "indices": {i.name: {"closed": True} for i in indices}})
+
+
+@route("/{index}/_open", methods=("POST",))
+def open_index(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
+    for index in indices:
+        index.closed = False
+        index.persist_meta()
+    return Response(200, {"acknowledged": True, "shards_acknowledged": True})
+
+
+@route("/_refresh", "/{index}/_refresh", methods=("POST", "GET"))
+def refresh(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
+                           == "true", allow_no_indices=request.params.get("allow_no_indices", "true") == "true")
+    for index in indices:
+        index.refresh()
+    shards = sum(i.settings.number_of_shards * (1 + i.settings.number_of_replicas) for i in indices)
+    successful = sum(i.settings.number_of_shards for i in indices)
+    return Response(200, {"_shards": {"total": shards, "successful": successful, "failed": 0}})
+
+
+@route("/_flush", "/{index}/_flush", "/_forcemerge", "/{index}/_forcemerge", methods=("POST", "GET"))
+def flush(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts.get("index"))
+    for index in indices:
+        index.sync()
+    count = sum(i.settings.number_of_shards for i in indices)
+    return Response(200, {"_shards": {"total": count, "successful": count, "failed": 0}})
+
+
+# ----- mappings -------------------------------------------------------------------------------------------------
+
+
+@route("/_mapping", "/{index}/_mapping")
+def get_mapping(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
+                           == "true", allow_no_indices=request.params.get("allow_no_indices", "true") == "true",
+                           include_closed=True, expand_wildcards="all")
+    return Response(200, {i.name: {"mappings": i.mapping.to_json()} for i in indices})
+
+
+@route("/{index}/_mapping", methods=("PUT", "POST"))
+def put_mapping(node: Node, request: Request) -> Response:
+    body = request.json(required=True)
+    indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
+    if not indices:
+        raise errors.index_not_found(request.parts["index"])
+    # Validate against every index first, so that a conflict changes none of them.
+    for index in indices:
+        trial = copy.deepcopy(index.mapping)
+        trial.merge(body)
+    for index in indices:
+        if index.mapping.merge(body):
+            index.persist_meta()
+    return ok()
+
+
+# ----- settings -------------------------------------------------------------------------------------------------
+
+
+@route("/_settings", "/{index}/_settings", "/{index}/_settings/{name}", "/_settings/{name}")
+def get_settings(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
+                           == "true", include_closed=True, expand_wildcards="all")
+    names = param_list(request.parts.get("name"))
+    flat = request.flag("flat_settings")
+    out = {}
+    import fnmatch
+
+    for index in indices:
+        settings = index.settings.flat
+        if names:
+            settings = {k: v for k, v in settings.items() if any(fnmatch.fnmatchcase(k, n) for n in names)}
+            if not settings:
+                continue
+        out[index.name] = {"settings": dict(sorted(settings.items())) if flat else nest(settings)}
+    return Response(200, out)
+
+
+@route("/_settings", "/{index}/_settings", methods=("PUT",))
+def put_settings(node: Node, request: Request) -> Response:
+    body = request.json(required=True)
+    if isinstance(body, dict) and set(body) == {"settings"}:
+        body = body["settings"]
+    indices = node.resolve(request.parts.get("index"), include_closed=True, expand_wildcards="all")
+    preserve = request.flag("preserve_existing")
+    for index in indices:
+        update = body
+        if preserve:
+            update = {k: v for k, v in flatten(body).items() if k not in index.settings.flat}
+        index.settings.update(update, index_open=not index.closed)
+    for index in indices:
+        index.persist_meta()
+    return ok()
+
+
+@route("/_cluster/settings")
+def get_cluster_settings(node: Node, request: Request) -> Response:
+    flat = request.flag("flat_settings")
+    return Response(200, {k: (v if flat else nest(v)) for k, v in node.cluster_settings.items()})
+
+
+@route("/_cluster/settings", methods=("PUT",))
+def put_cluster_settings(node: Node, request: Request) -> Response:
+    body = request.json(required=True) or {}
+    out: dict[str, Any] = {"acknowledged": True}
+    for scope in ("persistent", "transient"):
+        flat: dict[str, Any] = {}
+        for key, value in (body.get(scope) or {}).items():
+            if isinstance(value, dict):
+                for sub, sub_value in _flatten_plain(value, key).items():
+                    flat[sub] = sub_value
+            else:
+                flat[key] = value
+        for key, value in flat.items():
+            if value is None:
+                node.cluster_settings[scope].pop(key, None)
+            else:
+                node.cluster_settings[scope][key] = str(value).lower() if isinstance(value, bool) else str(value)
+        out[scope] = nest({k: node.cluster_settings[scope][k] for k in flat if k in node.cluster_settings[scope]})
+    return Response(200, out)
+
+
+def _flatten_plain(value: dict[str, Any], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, sub in value.items():
+        if isinstance(sub, dict):
+            out.update(_flatten_plain(sub, f"{prefix}.{key}"))
+        else:
+            out[f"{prefix}.{key}"] = sub
+    return out
+
+
+# ----- aliases --------------------------------------------------------------------------------------------------
+
+
+@route("/{index}/_alias/{name}", "/{index}/_aliases/{name}", methods=("PUT", "POST"))
+def put_alias(node: Node, request: Request) -> Response:
+    body = request.json() or {}
+    indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
+    for name in param_list(request.parts["name"]):
+        if name in node.indices:
+            raise errors.EngineError(400, "invalid_alias_name_exception",
+                                     f"Invalid alias name [{name}]: an index or data stream exists with the same "
+                                     f"name as the alias")
+        for index in indices:
+            index.aliases[name] = body
+            index.persist_meta()
+    return ok()
+
+
+@route("/{index}/_alias/{name}", "/{index}/_aliases/{name}", methods=("DELETE",))
+def delete_alias(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
+    names = param_list(request.parts["name"])
+    removed = False
+    for index in indices:
+        for name in list(index.aliases):
+            if name in names or "_all" in names or "*" in names:
+                del index.aliases[name]
+                removed = True
+                index.persist_meta()
+    if not removed:
+        raise errors.EngineError(404, "aliases_not_found_exception", f"aliases [{','.join(names)}] missing",
+                                 **{"resource.type": "aliases", "resource.id": ",".join(names)})
+    return ok()
+
+
+@route("/_alias", "/_alias/{name}", "/{index}/_alias/{name}", "/{index}/_alias", "/_aliases", "/{index}/_aliases",
+       methods=("GET", "HEAD"))
+def get_alias(node: Node, request: Request) -> Response:
+    import fnmatch
+
+    indices = node.resolve(request.parts.get("index"), include_closed=True, expand_wildcards="all")
+    names = param_list(request.parts.get("name"))
+    out: dict[str, Any] = {}
+    found = False
+    for index in indices:
+        aliases = {
+            a: spec for a, spec in index.aliases.items()
+            if not names or any(fnmatch.fnmatchcase(a, n) or n == "_all" for n in names)
+        }
+        if aliases:
+            found = True
+        if aliases or not names:
+            out[index.name] = {"aliases": copy.deepcopy(aliases)}
+    if request.method == "HEAD":
+        return Response(200 if found or not names else 404)
+    if names and not found:
+        return Response(404, {"error": f"alias [{','.join(names)}] missing", "status": 404})
+    return Response(200, out)
+
+
+@route("/_aliases", methods=("POST",))
+def update_aliases(node: Node, request: Request) -> Response:
+    """Atomic alias actions (add / remove / remove_index), e.g. the zero-downtime swap after a reindex."""
+    body = request.json(required=True)
+    actions = body.get("actions") if isinstance(body, dict) else None
+    if not isinstance(actions, list) or not actions:
+        raise errors.validation("no actions specified")
+    planned: list[tuple[str, Index, str | None, dict[str, Any]]] = []
+    for action in actions:
+        if not isinstance(action, dict) or len(action) != 1:
+            raise errors.parsing("[aliases] each action must be an object with exactly one action type")
+        kind, spec = next(iter(action.items()))
+        if kind not in ("add", "remove", "remove_index"):
+            raise errors.illegal_argument(f"[aliases] unknown action [{kind}]")
+        index_names = spec.get("indices") or [spec.get("index")]
+        alias_names = spec.get("aliases") or ([spec.get("alias")] if spec.get("alias") else [None])
+        for index_name in index_names:
+            if index_name is None:
+                raise errors.validation("One of [index] or [indices] is required")
+            for index in node.resolve(index_name, include_closed=True, expand_wildcards="all"):
+                for alias in alias_names:
+                    if kind != "remove_index" and alias is None:
+                        raise errors.validation("One of [alias] or [aliases] is required")
+                    if kind == "remove" and alias not in index.aliases and not spec.get("must_exist") is False:
+                        if spec.get("must_exist"):
+                            raise errors.EngineError(404, "aliases_not_found_exception", f"aliases [{alias}] missing")
+                    extra = {k: v for k, v in spec.items()
+                             if k in ("filter", "routing", "index_routing", "search_routing", "is_write_index",
+                                      "is_hidden")}
+                    planned.append((kind, index, alias, extra))
+    for kind, index, alias, extra in planned:
+        if kind == "add":
+            index.aliases[alias] = extra  # type: ignore[index]
+        elif kind == "remove":
+            index.aliases.pop(alias, None)  # type: ignore[arg-type]
+        elif index.name in node.indices:
+            node.delete_index(index.name)
+            continue
+        index.persist_meta()
+    return ok()
+
+
+@route("/_stats", "/{index}/_stats")
+def stats(node: Node, request: Request) -> Response:
+    indices = node.resolve(request.parts.get("index"))
+    out = {}
+    for index in indices:
+        docs = {"count": index.doc_count(), "deleted": index.num_deleted}
+        out[index.name] = {"uuid": index.uuid, "primaries": {"docs": docs}, "total": {"docs": docs}}
+    total_docs = sum(v["primaries"]["docs"]["count"] for v in out.values())
+    return Response(200, {
+        "_shards": {"total": len(out), "successful": len(out), "failed": 0},
+        "_all": {"primaries": {"docs": {"count": total_docs}}, "total": {"docs": {"count": total_docs}}},
+        "indices": out,
+        "took": int(time.time()) and 0,
+    })

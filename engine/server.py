@@ -1,0 +1,104 @@
+"""The engine's HTTP server: a plain ASGI app over the route table, served by uvicorn.
+
+Requests are handled one at a time on the event loop, so the engine's state needs no locks; a background task
+performs the scheduled refreshes (``index.refresh_interval``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from . import rest_admin, rest_docs, rest_search  # noqa: F401  (they register their routes)
+from .node import Node
+from .rest import Response, dispatch
+
+log = logging.getLogger("nirbridge.engine")
+REFRESH_TICK_S = 0.2
+
+
+class EngineApp:
+    """ASGI application serving one :class:`Node`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        method = scope["method"]
+        params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            response = dispatch(self.node, method, scope["path"], params, body, headers)
+        except Exception as exc:  # a bug must answer 500, not drop the connection
+            log.error("unhandled error on %s %s\n%s", method, scope["path"], traceback.format_exc())
+            response = Response(500, {
+                "error": {"root_cause": [{"type": "exception", "reason": str(exc)}], "type": "exception",
+                          "reason": str(exc)},
+                "status": 500,
+            })
+        payload = response.encode()
+        if params.get("pretty") is not None and response.content_type.startswith("application/json") and payload:
+            import orjson
+
+            payload = orjson.dumps(orjson.loads(payload), option=orjson.OPT_INDENT_2) + b"\n"
+        header_list = [(b"content-type", response.content_type.encode())]
+        header_list += [(k.encode(), v.encode()) for k, v in response.headers.items()]
+        if method == "HEAD":
+            header_list.append((b"content-length", b"0"))
+            payload = b""
+        else:
+            header_list.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": header_list})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._refresher = asyncio.create_task(self._refresh_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._refresher is not None:
+                    self._refresher.cancel()
+                self.node.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_TICK_S)
+            try:
+                self.node.scheduled_refresh()
+            except Exception:
+                log.error("scheduled refresh failed\n%s", traceback.format_exc())
+
+
+def create_app(data_dir: str | Path | None) -> EngineApp:
+    return EngineApp(Node(data_dir))
+
+
+def serve(data_dir: str, host: str = "127.0.0.1", port: int = 9200, log_level: str = "warning") -> None:
+    """Run the engine until interrupted (``nirbridge engine serve``)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(data_dir)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http="httptools", lifespan="on",
+                access_log=False)
