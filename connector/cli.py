@@ -123,7 +123,9 @@ def engine_serve(
     try:
         from nirbridge.engine.server import serve
     except ImportError as error:
-        _fail(f"the embedded engine is not available in this installation ({error})", 1)
+        if error.name == "nirbridge.engine.server":
+            _fail("the embedded engine is not part of this installation (no nirbridge.engine.server)", 1)
+        _fail(f"the embedded engine failed to load: {error}", 1)
     serve(str(data_dir), host, port)
 
 

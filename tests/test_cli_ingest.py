@@ -6,7 +6,7 @@ module does not exist yet.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import subprocess
 import sys
@@ -22,9 +22,18 @@ from nirbridge.connector.cli import app
 from nirbridge.connector.client import make_client
 from nirbridge.connector.engine_process import EngineProcess, running_engine
 
+
+def _engine_import_error() -> str | None:
+    try:
+        importlib.import_module("nirbridge.engine.server")
+    except ImportError as error:
+        return str(error)
+    return None
+
+
+_MISSING = _engine_import_error()
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("nirbridge.engine.server") is None,
-    reason="nirbridge.engine.server does not exist yet (the embedded engine is being written)",
+    _MISSING is not None, reason=f"nirbridge.engine.server cannot be imported yet: {_MISSING}"
 )
 
 runner = CliRunner()
