@@ -1,0 +1,32 @@
+"""Shared fixtures: the embedded engine as a real child process, and an opensearch-py client for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch
+
+from nirbridge.connector.engine_process import EngineProcess, running_engine
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DATA = SHARED / "data"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[EngineProcess]:
+    with running_engine() as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def client(engine: EngineProcess) -> OpenSearch:
+    return OpenSearch(engine.url, timeout=60)
+
+
+def require_data(name: str) -> Path:
+    path = DATA / name
+    if not (path / "corpus.jsonl").exists():
+        pytest.skip(f"{path} is missing: the shared data sets live beside the repository in ../shared/data")
+    return path
