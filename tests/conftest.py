@@ -30,3 +30,13 @@ def require_data(name: str) -> Path:
     if not (path / "corpus.jsonl").exists():
         pytest.skip(f"{path} is missing: the shared data sets live beside the repository in ../shared/data")
     return path
+
+
+@pytest.fixture(scope="session")
+def scifact_dir() -> Path:
+    return require_data("scifact")
+
+
+@pytest.fixture(scope="session")
+def nfcorpus_dir() -> Path:
+    return require_data("nfcorpus")
