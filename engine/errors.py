@@ -108,3 +108,27 @@ def search_context_missing(context_id: str) -> EngineError:
 
 def resource_not_found(reason: str) -> EngineError:
     return EngineError(404, "resource_not_found_exception", reason)
+
+
+def did_you_mean(unknown: str, candidates: list[str]) -> str:
+    """The suffix OpenSearch's ObjectParser adds to an unknown field error (SuggestingErrorOnUnknown): candidates
+    whose Lucene Levenshtein similarity (1 - edits / longest length) to ``unknown`` is above 0.5, best first."""
+    scored = []
+    for candidate in candidates:
+        similarity = 1.0 - _edit_distance(unknown, candidate) / max(len(unknown), len(candidate), 1)
+        if similarity > 0.5:
+            scored.append((-similarity, candidate))
+    if not scored:
+        return ""
+    keys = [candidate for _, candidate in sorted(scored)]
+    return f" did you mean [{keys[0]}]?" if len(keys) == 1 else f" did you mean any of [{', '.join(keys)}]?"
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, start=1):
+        current = [i]
+        for j, char_b in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]

@@ -24,6 +24,7 @@ from .settings import IndexSettings
 from .store import IndexFiles, Translog
 
 VERSION_TYPES = ("internal", "external", "external_gte")
+UPDATE_REQUEST_FIELDS = ("script", "scripted_upsert", "upsert", "doc", "doc_as_upsert", "detect_noop", "_source")
 
 
 @dataclass
@@ -108,6 +109,8 @@ class Index:
         if not isinstance(source, dict):
             raise errors.mapper_parsing("failed to parse, document is empty" if source in (None, b"", "")
                                         else "failed to parse")
+        if doc_id == "":
+            raise errors.illegal_argument("if _id is specified it must not be empty")
         if doc_id is None:
             doc_id = uuid_lib.uuid4().hex[:20]
             op_type = "create"
@@ -120,7 +123,7 @@ class Index:
             )
         self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
         new_version = self._next_version(doc_id, current, version, version_type)
-        parsed, mapping_update = self.mapping.parse(source, doc_id)
+        parsed, mapping_update = self._parse(source, doc_id, routing)
         if mapping_update is not None:
             self.persist_meta()
         self.seq_no += 1
@@ -149,29 +152,30 @@ class Index:
         return (200 if found else 404), self._write_result(entry, "deleted" if found else "not_found")
 
     def update_doc(self, doc_id: str, body: Any, if_seq_no: int | None = None,
-                   if_primary_term: int | None = None) -> tuple[int, dict[str, Any]]:
+                   if_primary_term: int | None = None, routing: str | None = None) -> tuple[int, dict[str, Any]]:
         """Partial update: ``doc`` merged into the source, ``upsert`` / ``doc_as_upsert``, ``detect_noop``."""
         self._check_open()
         if not isinstance(body, dict):
             raise errors.validation("script or doc is missing")
         if "script" in body:
             raise errors.illegal_argument("scripted updates are not supported by the nirbridge engine")
-        unknown = set(body) - {"doc", "upsert", "doc_as_upsert", "detect_noop", "_source", "scripted_upsert"}
+        unknown = [key for key in body if key not in UPDATE_REQUEST_FIELDS]
         if unknown:
-            raise errors.xcontent_parse(f"[UpdateRequest] unknown field [{sorted(unknown)[0]}]")
+            raise errors.xcontent_parse(f"[UpdateRequest] unknown field [{unknown[0]}]"
+                                        + errors.did_you_mean(unknown[0], list(UPDATE_REQUEST_FIELDS)))
         partial = body.get("doc")
         if partial is None:
             raise errors.validation("script or doc is missing")
         if not isinstance(partial, dict):
             raise errors.mapper_parsing("failed to parse field [doc]")
+        if (if_seq_no is not None or if_primary_term is not None) and ("upsert" in body or body.get("doc_as_upsert")):
+            raise errors.validation("upsert requests don't support `if_seq_no` and `if_primary_term`")
         current = self.docs.get(doc_id)
         if current is None or not current.found:
-            if if_seq_no is not None:
-                self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
             if body.get("doc_as_upsert"):
-                return self.index_doc(doc_id, copy.deepcopy(partial), op_type="create")
+                return self.index_doc(doc_id, copy.deepcopy(partial), op_type="create", routing=routing)
             if "upsert" in body:
-                return self.index_doc(doc_id, copy.deepcopy(body["upsert"]), op_type="create")
+                return self.index_doc(doc_id, copy.deepcopy(body["upsert"]), op_type="create", routing=routing)
             raise errors.document_missing(self.name, doc_id)
         self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
         merged = copy.deepcopy(current.source)
@@ -180,7 +184,7 @@ class Index:
             result = self._write_result(current, "noop")
             result["_shards"] = {"total": 0, "successful": 0, "failed": 0}
             return 200, result
-        return self.index_doc(doc_id, merged)
+        return self.index_doc(doc_id, merged, routing=routing if routing is not None else current.routing)
 
     def _check_seq_no(self, doc_id: str, current: DocVersion | None, if_seq_no: int | None,
                       if_primary_term: int | None) -> None:
@@ -224,6 +228,16 @@ class Index:
                     f"current version [{current.version}] is {relation} the one provided [{version}]",
                 )
         return version
+
+    def _parse(self, source: dict[str, Any], doc_id: str, routing: str | None,
+               replaying: bool = False) -> tuple[ParsedDoc, Any]:
+        """The document's indexable values, with the ``_routing`` metadata field indexed as a docs-only term."""
+        limit = None if replaying else self.settings.nested_objects_limit
+        parsed, mapping_update = self.mapping.parse(source, doc_id, limit)
+        if routing is not None:
+            parsed.terms["_routing"] = [routing]
+            parsed.present.add("_routing")
+        return parsed, mapping_update
 
     def _apply(self, entry: DocVersion) -> None:
         self.docs[entry.id] = entry
@@ -328,7 +342,7 @@ class Index:
         doc_id = op["id"]
         self.seq_no = max(self.seq_no, op["q"])
         if op["o"] == "i":
-            parsed, _ = self.mapping.parse(op["s"], doc_id)
+            parsed, _ = self._parse(op["s"], doc_id, op.get("r"), replaying=True)
             self._apply(DocVersion(doc_id, op["s"], op["q"], self.primary_term, op["v"], parsed, op.get("r")))
         else:
             self._apply(DocVersion(doc_id, None, op["q"], self.primary_term, op["v"]))

@@ -19,13 +19,13 @@ import numpy as np
 
 from . import errors
 from .analysis import AnalysisError, Analyzer, get_analyzer
+from .dates import parse_date_value
 from .scoring import SPACE_TYPES, encode_feature
 from .values import (
     NUMERIC_TYPES,
     coerce_boolean,
     coerce_number,
     looks_like_date,
-    parse_date,
 )
 
 TEXT_TYPES = ("text", "match_only_text")
@@ -37,8 +37,7 @@ LEAF_TYPES = (
 OBJECT_TYPES = ("object", "nested", "flat_object")
 # Parameters OpenSearch lets a put-mapping change on an existing field; any other change is a conflict.
 UPDATABLE_PARAMS = {"ignore_above", "search_analyzer", "search_quote_analyzer", "fields", "meta", "ignore_malformed",
-                    "null_value", "boost", "copy_to"}
-DEFAULT_DATE_FORMAT = "strict_date_optional_time||epoch_millis"
+                    "null_value", "boost", "copy_to", "use_similarity"}
 
 
 @dataclass
@@ -74,6 +73,7 @@ class ParsedDoc:
     features: dict[str, dict[str, int]] = field(default_factory=dict)  # path -> feature name -> encoded freq
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # every field and object path that has a value
+    nested_docs: int = 0  # objects under `nested` fields: Lucene indexes each as a hidden document
 
 
 class Mapping:
@@ -88,7 +88,6 @@ class Mapping:
     # ----- validation and merging -------------------------------------------------------------------------------
     def merge(self, update: dict[str, Any]) -> bool:
         """Add ``update`` to this mapping (put-mapping semantics); raise on conflicts. True when anything changed."""
-        update = _strip_type_wrapper(update)
         if not isinstance(update, dict):
             raise errors.mapper_parsing("Root mapping definition must be an object")
         merged = copy.deepcopy(self.body)
@@ -172,18 +171,27 @@ class Mapping:
         return copy.deepcopy(self.body)
 
     # ----- document parsing -------------------------------------------------------------------------------------
-    def parse(self, source: dict[str, Any], doc_id: str) -> tuple[ParsedDoc, dict[str, Any] | None]:
+    def parse(self, source: dict[str, Any], doc_id: str,
+              nested_limit: int | None = None) -> tuple[ParsedDoc, dict[str, Any] | None]:
         """Parse ``source``; returns the parsed values and a dynamic mapping update (or None)."""
         parsed = ParsedDoc()
         dynamic_props: dict[str, Any] = {}
         saved = (dict(self.fields), set(self.objects))
         try:
             self._parse_object(source, "", parsed, dynamic_props, doc_id, self.dynamic())
+            if nested_limit is not None and parsed.nested_docs > nested_limit:
+                raise errors.mapper_parsing("failed to parse", caused_by={
+                    "type": "illegal_argument_exception",
+                    "reason": f"The number of nested documents has exceeded the allowed limit of [{nested_limit}]. "
+                              f"This limit can be set by changing the [index.mapping.nested_objects.limit] index "
+                              f"level setting.",
+                })
         except Exception:
             self.fields, self.objects = saved  # a rejected document leaves no dynamic fields behind
             raise
         update = None
         if dynamic_props:
+            _keep_object_types(dynamic_props, self.body.get("properties", {}))
             update = {"properties": dynamic_props}
             self.merge(update)
             # Values of newly mapped fields were collected under their inferred types already.
@@ -232,6 +240,8 @@ class Mapping:
                         _ensure_object(dynamic_props, path)
                         self.objects.add(path)
                     spec = self._object_spec(path)
+                    if spec is not None and spec.get("type") == "nested":
+                        parsed.nested_docs += 1
                     if spec is not None and spec.get("enabled") is False:
                         parsed.present.add(path)
                         continue
@@ -318,9 +328,13 @@ class Mapping:
             if spec.indexed is False:
                 parsed.present.add(path)
                 return
-            freqs, length = parsed.text.get(path, ({}, 0))
-            for token in tokens:
-                freqs[token] = freqs.get(token, 0) + 1
+            previous = parsed.text.get(path)
+            if previous is None:
+                freqs, length = dict(Counter(tokens)), 0  # Counter counts in C, in first-occurrence order
+            else:
+                freqs, length = previous
+                for token in tokens:
+                    freqs[token] = freqs.get(token, 0) + 1
             # Lucene counts every position of every value (position_increment_gap only shifts positions).
             parsed.text[path] = (freqs, length + len(tokens))
         elif ftype in ("keyword", "constant_keyword", "wildcard", "ip"):
@@ -334,7 +348,7 @@ class Mapping:
         elif ftype == "boolean":
             parsed.terms.setdefault(path, []).append("true" if coerce_boolean(item) else "false")
         elif ftype in ("date", "date_nanos"):
-            parsed.numbers.setdefault(path, []).append(parse_date(item, spec.params.get("format", DEFAULT_DATE_FORMAT)))
+            parsed.numbers.setdefault(path, []).append(parse_date_value(item, ftype, spec.params.get("format")))
         elif ftype in NUMERIC_TYPES:
             number = coerce_number(item, ftype, bool(spec.params.get("coerce", True)))
             if ftype == "half_float":
@@ -423,6 +437,8 @@ def _infer_mapping(value: Any, body: dict[str, Any]) -> dict[str, Any] | None:
         return {"type": "float"}
     if isinstance(value, str):
         if body.get("date_detection", True) and looks_like_date(value):
+            if "/" in value:  # matched by the dynamic_date_formats' yyyy/MM/dd HH:mm:ss||yyyy/MM/dd
+                return {"type": "date", "format": "yyyy/MM/dd HH:mm:ss||yyyy/MM/dd||epoch_millis"}
             return {"type": "date"}
         if body.get("numeric_detection", False):
             try:
@@ -448,14 +464,42 @@ def _ensure_leaf(props: dict[str, Any], path: str, spec: dict[str, Any]) -> None
     node[leaf] = spec
 
 
-def _strip_type_wrapper(update: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(update, dict) and set(update) == {"_doc"} and isinstance(update["_doc"], dict):
-        return update["_doc"]
-    return update
+def is_typed_mapping(body: Any) -> bool:
+    """OpenSearch's MapperService.isMappingSourceTyped: a mapping whose only root key is the type ``_doc``."""
+    return isinstance(body, dict) and len(body) == 1 and "_doc" in body and isinstance(body["_doc"], dict)
+
+
+def _keep_object_types(update: dict[str, Any], existing: dict[str, Any]) -> None:
+    """A dynamic update adds fields under existing objects: give each such object its mapped type (``nested``)."""
+    for name, spec in update.items():
+        current = existing.get(name)
+        if isinstance(current, dict) and isinstance(spec, dict) and "properties" in spec:
+            if "type" in current and "type" not in spec:
+                spec["type"] = current["type"]
+            _keep_object_types(spec["properties"], current.get("properties", {}))
+
+
+def _expand_dotted(update: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": spec}`` as OpenSearch reads it in a mapping: ``{"a": {"properties": {"b": spec}}}``."""
+    if not any("." in name for name in update):
+        return update
+    out: dict[str, Any] = {}
+    for name, spec in update.items():
+        if "." not in name or not name.strip("."):
+            out[name] = spec
+            continue
+        head, rest = name.split(".", 1)
+        node = out.setdefault(head, {"properties": {}})
+        node.setdefault("properties", {})[rest] = spec
+        node["properties"] = _expand_dotted(node["properties"])
+    return out
 
 
 def _merge_properties(target: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
-    for name, spec in update.items():
+    for name in update:
+        if not name:
+            raise errors.illegal_argument("field name cannot be an empty string")
+    for name, spec in _expand_dotted(update).items():
         path = f"{prefix}{name}"
         if not isinstance(spec, dict):
             raise errors.mapper_parsing(f"Expected map for property [fields] on field [{name}] but got a {type(spec).__name__}")

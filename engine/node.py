@@ -99,7 +99,7 @@ class Node:
         uuid = secrets.token_urlsafe(16)[:22]
         settings = IndexSettings.create(body.get("settings"), name, uuid, int(time.time() * 1000))
         mappings = body.get("mappings") or {}
-        aliases = {alias: (spec or {}) for alias, spec in (body.get("aliases") or {}).items()}
+        aliases = {alias: alias_metadata(spec) for alias, spec in (body.get("aliases") or {}).items()}
         files = None
         if self.data_dir is not None:
             files = IndexFiles(self.data_dir / "indices" / uuid)
@@ -183,6 +183,23 @@ class Node:
             raise errors.index_not_found(name)
         return self.create_index(name, None)
 
+    def alias_filter(self, expression: str | None, index: Index) -> dict[str, Any] | None:
+        """The filter a search through ``expression`` applies to ``index``: None when the index is named directly
+        (or through an alias without a filter), else the alias filters OR-ed together, as OpenSearch does."""
+        filters: list[Any] = []
+        for part in (expression or "_all").split(","):
+            part = part.strip()
+            if part in ("_all", "*") or fnmatch.fnmatchcase(index.name, part):
+                return None
+            for alias, spec in index.aliases.items():
+                if alias == part or ("*" in part and fnmatch.fnmatchcase(alias, part)):
+                    if not (spec or {}).get("filter"):
+                        return None
+                    filters.append(spec["filter"])
+        if not filters:
+            return None
+        return filters[0] if len(filters) == 1 else {"bool": {"should": filters}}
+
     def get_index(self, name: str) -> Index:
         indices = self.resolve(name)
         if len(indices) != 1:
@@ -224,6 +241,32 @@ class Node:
         for index in self.indices.values():
             if index.translog is not None:
                 index.translog.close()
+
+
+ALIAS_KEYS = ("filter", "routing", "index_routing", "search_routing", "is_write_index", "is_hidden")
+
+
+def alias_metadata(spec: Any) -> dict[str, Any]:
+    """An alias definition as OpenSearch keeps it: ``routing`` becomes both ``index_routing`` and
+    ``search_routing`` (routing values are strings); other keys are refused."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise errors.parsing(f"[alias] expected an object but found [{spec}]")
+    unknown = [key for key in spec if key not in ALIAS_KEYS + ("index", "indices", "alias", "aliases", "must_exist")]
+    if unknown:
+        raise errors.illegal_argument(f"[alias] unknown field [{unknown[0]}]")
+    out: dict[str, Any] = {}
+    if spec.get("filter") is not None:
+        out["filter"] = spec["filter"]
+    for key in ("index_routing", "search_routing"):
+        value = spec.get(key, spec.get("routing"))
+        if value is not None:
+            out[key] = str(value)
+    for key in ("is_write_index", "is_hidden"):
+        if spec.get(key) is not None:
+            out[key] = spec[key]
+    return out
 
 
 def _validate_index_name(name: str) -> None:

@@ -62,13 +62,25 @@ class TextField:
     lengths: GrowArray = field(default_factory=lambda: GrowArray(np.int64))
 
 
+# Field types whose values are Java longs: kept as exact int64 (float64 would round values beyond 2^53).
+INT64_TYPES = ("byte", "short", "integer", "long", "date", "date_nanos")
+
+
 @dataclass
 class NumericField:
-    """Numeric and date values as flat (ordinal, value) arrays, for range and term queries."""
+    """Numeric and date values as flat (ordinal, value) arrays, for range and term queries.
 
+    Integer and date types keep int64 values, compared exactly; floating types (and ``unsigned_long``, whose
+    range exceeds int64) keep float64.
+    """
+
+    dtype: type = np.float64
     ords: GrowArray = field(default_factory=lambda: GrowArray(np.int32))
-    values: GrowArray = field(default_factory=lambda: GrowArray(np.float64))
+    values: GrowArray = field(init=False)
     count: int = 0
+
+    def __post_init__(self) -> None:
+        self.values = GrowArray(self.dtype)
 
 
 def _append(existing: Posting | None, ords: list[int], freqs: list[int], freq_dtype: type) -> Posting:
@@ -97,7 +109,7 @@ class InvertedStore:
         text_new: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
         lengths: dict[str, tuple[list[int], list[int]]] = {}
         term_new: dict[str, dict[str, list[int]]] = {}
-        number_new: dict[str, tuple[list[int], list[float]]] = {}
+        number_new: dict[str, tuple[list[int], list[int | float]]] = {}
         feature_new: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
         vector_new: dict[str, tuple[list[int], list[np.ndarray]]] = {}
         present_new: dict[str, list[int]] = {}
@@ -124,7 +136,7 @@ class InvertedStore:
                 entry_n = number_new.setdefault(path, ([], []))
                 for value in values:
                     entry_n[0].append(ord_)
-                    entry_n[1].append(float(value))
+                    entry_n[1].append(value)
             for path, feats in doc.features.items():
                 by_feature = feature_new.setdefault(path, {})
                 for name, encoded in feats.items():
@@ -159,12 +171,16 @@ class InvertedStore:
             ords_arr = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
             tf.lengths.set(ords_arr, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
         for path, (ords, values) in number_new.items():
-            nf = self.numbers.setdefault(path, NumericField())
+            nf = self.numbers.get(path)
+            if nf is None:
+                spec = mapping.field(path)
+                integral = spec is not None and spec.type in INT64_TYPES
+                nf = self.numbers[path] = NumericField(np.int64 if integral else np.float64)
             start = nf.count
             nf.count += len(ords)
             idx = np.arange(start, nf.count)
             nf.ords.set(idx, np.asarray(ords, dtype=np.int32))
-            nf.values.set(idx, np.asarray(values, dtype=np.float64))
+            nf.values.set(idx, np.asarray(values, dtype=nf.dtype))
         for path, by_feature in feature_new.items():
             store = self.features.setdefault(path, {})
             for name, (ords, encoded) in by_feature.items():

@@ -29,9 +29,20 @@ from .scoring import (
     saturation_scores,
     sigmoid_scores,
 )
+from .dates import parse_date_value
+from .metadata_fields import (
+    ALWAYS_PRESENT_METADATA,
+    EXISTS_QUERYABLE_METADATA,
+    METADATA_FIELDS,
+    ids_mask,
+    index_name_matches,
+    not_searchable_reason,
+)
+from .postings import INT64_TYPES
 from .searcher import Searcher
-from .values import NUMERIC_TYPES, coerce_boolean, coerce_number, parse_date
+from .values import NUMERIC_TYPES, coerce_boolean, coerce_number
 
+_INTEGRAL_TEXT = re.compile(r"\s*[+-]?\d+(\.0*)?\s*")
 # Docs-only fields (keyword, boolean) have no norms; Lucene then scores every document with norm value 1.
 NO_NORM_BYTE = 1
 
@@ -337,7 +348,7 @@ class QueryParser:
         spec = self.mapping.field(path)
         boost = float(params.get("boost", 1.0)) if boost is None else boost
         if spec is None:
-            return MatchNone()
+            return self.metadata_terms(path, [text], boost) if path in METADATA_FIELDS else MatchNone()
         if not spec.is_text:
             try:
                 return self.term_node(spec, text, boost)
@@ -424,6 +435,9 @@ class QueryParser:
     # ----- term level -------------------------------------------------------------------------------------------
     def _q_term(self, body: dict[str, Any]) -> Node:
         path, params = _single_field(body, "term", value_key="value")
+        if path in METADATA_FIELDS:
+            return self.metadata_terms(path, [params["value"]], float(params.get("boost", 1.0)),
+                                       bool(params.get("case_insensitive", False)))
         spec = self.mapping.field(path)
         if spec is None:
             return MatchNone()
@@ -439,7 +453,11 @@ class QueryParser:
                 text = text.lower()
             if case_insensitive:
                 return self._case_insensitive(spec.path, text, boost)
-            return Term(spec.path, text, boost)
+            if spec.is_text or (spec.type == "keyword" and spec.params.get("use_similarity") is True):
+                return Term(spec.path, text, boost)
+            # OpenSearch 3.x scores keyword term queries as a constant (KeywordFieldType, use_similarity: false);
+            # ip, wildcard and constant_keyword term queries are constant-score too.
+            return ConstantMask(lambda s, p=spec.path, t=text: _term_mask(s, p, t), boost)
         if spec.type == "boolean":
             try:
                 return Term(spec.path, "true" if coerce_boolean(value) else "false", boost)
@@ -466,11 +484,20 @@ class QueryParser:
 
         return ConstantMask(compute, boost)
 
-    def _number(self, spec: Field, value: Any) -> float:
+    def _number(self, spec: Field, value: Any) -> int | float:
+        """A query value in the field's stored unit, exact for longs (a decimal stays a float, so that
+        ``gt: 1.5`` on a long means ``>= 2`` and ``term: 1.5`` matches nothing, as in OpenSearch)."""
         try:
             if spec.type in ("date", "date_nanos"):
-                return float(parse_date(value, spec.params.get("format", "strict_date_optional_time||epoch_millis")))
-            return float(coerce_number(value, spec.type if spec.type in NUMERIC_TYPES else "double"))
+                return parse_date_value(value, spec.type, spec.params.get("format"))
+            if spec.type in INT64_TYPES or spec.type == "unsigned_long":
+                if isinstance(value, str) and _INTEGRAL_TEXT.fullmatch(value):
+                    return coerce_number(value.strip().split(".")[0], spec.type)
+                number = coerce_number(value, "double") if not isinstance(value, int) else value
+                if isinstance(number, float) and not number.is_integer():
+                    return number
+                return coerce_number(number, spec.type)
+            return coerce_number(value, spec.type if spec.type in NUMERIC_TYPES else "double")
         except ValueError as exc:
             raise _query_shard(f"failed to create query: {exc}") from exc
 
@@ -483,6 +510,8 @@ class QueryParser:
         path, values = fields[0]
         if not isinstance(values, list):
             raise errors.parsing(f"[terms] query does not support [{path}]")
+        if path in METADATA_FIELDS:
+            return self.metadata_terms(path, values, boost)
         spec = self.mapping.field(path)
         if spec is None:
             return MatchNone()
@@ -501,18 +530,29 @@ class QueryParser:
         if not isinstance(values, list):
             raise errors.parsing("[ids] query malformed, values must be an array")
         wanted = [str(v) for v in values]
+        return ConstantMask(lambda s: ids_mask(s, wanted), float(body.get("boost", 1.0)))
 
-        def compute(s: Searcher) -> np.ndarray:
-            mask = np.zeros(s.max_ord, dtype=np.bool_)
-            visible = s.index.visible
-            ords = [visible[v] for v in wanted if v in visible and visible[v] < s.max_ord]
-            # A view older than the latest refresh looks ids up in its own documents.
-            if s.generation != s.index.generation:
-                ords = [o for o in range(s.max_ord) if s.live[o] and s.ord_docs[o].id in set(wanted)]
-            mask[np.asarray(ords, dtype=np.int64)] = True
-            return mask
-
-        return ConstantMask(compute, float(body.get("boost", 1.0)))
+    def metadata_terms(self, path: str, values: list[Any], boost: float, case_insensitive: bool = False) -> Node:
+        """term / terms / match on a metadata field, as OpenSearch's metadata field mappers build them."""
+        if any(isinstance(v, dict | list) for v in values):
+            raise errors.parsing(f"[term] query does not support array of values for field [{path}]")
+        texts = [_term_text(v) for v in values]
+        if path == "_id":  # IdFieldType.termsQuery: a constant-score TermInSetQuery
+            return ConstantMask(lambda s: ids_mask(s, texts), boost)
+        if path == "_index":  # ConstantFieldType: match all when the index name matches, else nothing
+            return ConstantMask(
+                lambda s: s.live.copy() if any(index_name_matches(t, s.index.name, case_insensitive) for t in texts)
+                else np.zeros(s.max_ord, dtype=np.bool_),
+                boost,
+            )
+        if path == "_routing":  # an indexed docs-only keyword: a scored TermQuery per value
+            if case_insensitive:
+                return self._case_insensitive(path, texts[0], boost)
+            if len(texts) == 1:
+                return Term(path, texts[0], boost)
+            nodes = [Term(path, t) for t in texts]
+            return ConstantMask(lambda s: np.logical_or.reduce([n.run(s).mask for n in nodes]), boost)
+        raise _query_shard(not_searchable_reason(path))
 
     def _q_exists(self, body: dict[str, Any]) -> Node:
         path = body.get("field")
@@ -520,11 +560,13 @@ class QueryParser:
             raise errors.parsing("[exists] must be provided with a [field]")
         paths = self._exists_paths(path)
         boost = float(body.get("boost", 1.0))
+        if path in METADATA_FIELDS and path not in EXISTS_QUERYABLE_METADATA:
+            raise _query_shard(not_searchable_reason(path))
 
         def compute(s: Searcher) -> np.ndarray:
             mask = np.zeros(s.max_ord, dtype=np.bool_)
             for p in paths:
-                if p in ("_id", "_index", "_seq_no", "_primary_term", "_version", "_source"):
+                if p in ALWAYS_PRESENT_METADATA:
                     return s.live.copy()
                 mask |= s.present(p)
             return mask
@@ -700,6 +742,14 @@ def _term_text(value: Any) -> str:
 
 def _query_shard(reason: str) -> errors.EngineError:
     return errors.EngineError(400, "query_shard_exception", reason)
+
+
+def _term_mask(s: Searcher, path: str, term: str) -> np.ndarray:
+    mask = np.zeros(s.max_ord, dtype=np.bool_)
+    posting = s.posting(path, term)
+    if posting is not None:
+        mask[posting.ords] = True
+    return mask
 
 
 def _numeric_mask(s: Searcher, path: str, low: float, high: float, include_low: bool, include_high: bool) -> np.ndarray:

@@ -137,6 +137,12 @@ def dispatch(node: Node, method: str, path: str, params: dict[str, str], body: b
     return Response(400, {"error": f"no handler found for uri [{path}] and method [{method}]", "status": 400})
 
 
+def deprecation_warning(message: str) -> dict[str, str]:
+    """A ``Warning`` response header as OpenSearch's DeprecationLogger sends it (RFC 7234 warn-code 299)."""
+    escaped = message.replace("\\", "\\\\").replace('"', '\\"')
+    return {"Warning": f'299 OpenSearch-3.3.0-nirbridge-engine "{escaped}"'}
+
+
 def ok(body: Any = None, status: int = 200) -> Response:
     return Response(status, {"acknowledged": True} if body is None else body)
 

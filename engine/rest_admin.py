@@ -8,8 +8,9 @@ from typing import Any
 
 from . import errors
 from .index import Index
-from .node import Node
-from .rest import Request, Response, ok, param_list, route
+from .node import Node, alias_metadata
+from .mapping import is_typed_mapping
+from .rest import Request, Response, deprecation_warning, ok, param_list, route
 from .settings import flatten, nest
 
 VERSION = {
@@ -156,10 +157,17 @@ def create_index(node: Node, request: Request) -> Response:
     body = request.json()
     if body is not None and not isinstance(body, dict):
         raise errors.parsing("request body must be an object")
+    if body is not None and is_typed_mapping(body.get("mappings")):
+        raise errors.illegal_argument("The mapping definition cannot be nested under a type [_doc] unless "
+                                      "include_type_name is set to true.")
     index = node.create_index(request.parts["index"], body)
-    if request.params.get("wait_for_active_shards") == "all" and index.settings.number_of_replicas:
-        pass  # one node: replicas never become active; OpenSearch would time out, we answer at once
-    return Response(200, {"acknowledged": True, "shards_acknowledged": True, "index": index.name})
+    headers: dict[str, str] = {}
+    if index.settings.flat.get("index.soft_deletes.enabled") == "false":
+        headers = deprecation_warning(
+            f"Creating indices with soft-deletes disabled is deprecated and will be removed in future OpenSearch "
+            f"versions. Please do not specify value for setting [index.soft_deletes.enabled] of index [{index.name}]."
+        )
+    return Response(200, {"acknowledged": True, "shards_acknowledged": True, "index": index.name}, headers=headers)
 
 
 @route("/{index}", methods=("DELETE",))
@@ -251,6 +259,8 @@ def get_mapping(node: Node, request: Request) -> Response:
 @route("/{index}/_mapping", methods=("PUT", "POST"))
 def put_mapping(node: Node, request: Request) -> Response:
     body = request.json(required=True)
+    if is_typed_mapping(body):
+        raise errors.illegal_argument("Types cannot be provided in put mapping requests")
     indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
     if not indices:
         raise errors.index_not_found(request.parts["index"])
@@ -353,7 +363,7 @@ def put_alias(node: Node, request: Request) -> Response:
                                      f"Invalid alias name [{name}]: an index or data stream exists with the same "
                                      f"name as the alias")
         for index in indices:
-            index.aliases[name] = body
+            index.aliases[name] = alias_metadata(body)
             index.persist_meta()
     return ok()
 
@@ -426,10 +436,7 @@ def update_aliases(node: Node, request: Request) -> Response:
                     if kind == "remove" and alias not in index.aliases and not spec.get("must_exist") is False:
                         if spec.get("must_exist"):
                             raise errors.EngineError(404, "aliases_not_found_exception", f"aliases [{alias}] missing")
-                    extra = {k: v for k, v in spec.items()
-                             if k in ("filter", "routing", "index_routing", "search_routing", "is_write_index",
-                                      "is_hidden")}
-                    planned.append((kind, index, alias, extra))
+                    planned.append((kind, index, alias, alias_metadata(spec) if kind == "add" else {}))
     for kind, index, alias, extra in planned:
         if kind == "add":
             index.aliases[alias] = extra  # type: ignore[index]

@@ -11,6 +11,7 @@ from . import errors
 from .index import DocVersion, Index
 from .node import Node
 from .rest import Request, Response, param_list, route
+from .search import stored_fields_of
 from .source_filter import filter_source, parse_source_param
 
 WRITE_OPS = ("index", "create", "update", "delete")
@@ -93,6 +94,7 @@ def update(node: Node, request: Request) -> Response:
         body,
         if_seq_no=_int_or_none(request.params.get("if_seq_no"), "if_seq_no"),
         if_primary_term=_int_or_none(request.params.get("if_primary_term"), "if_primary_term"),
+        routing=request.params.get("routing"),
     )
     _add_update_get(index, request.parts["id"], result, request.params.get("_source", body.get("_source")
                                                                           if isinstance(body, dict) else None))
@@ -118,6 +120,14 @@ def _add_update_get(index: Index, doc_id: str, result: dict[str, Any], source_pa
 # ----- reads ----------------------------------------------------------------------------------------------------
 
 
+SOURCE_PARAMS = ("_source", "_source_includes", "_source_excludes")
+
+
+def _source_requested(request: Request, spec: dict[str, Any] | None = None) -> bool:
+    """Whether the request names ``_source`` explicitly (then stored_fields do not turn the source off)."""
+    return any(p in request.params for p in SOURCE_PARAMS) or "_source" in (spec or {})
+
+
 def _source_options(request: Request, spec: dict[str, Any] | None = None) -> tuple[bool, list[str], list[str]]:
     spec = spec or {}
     fetch, includes, excludes = parse_source_param(spec.get("_source", request.params.get("_source")))
@@ -129,7 +139,7 @@ def _source_options(request: Request, spec: dict[str, Any] | None = None) -> tup
 
 
 def _render_doc(index: Index, doc_id: str, entry: DocVersion | None, fetch: bool, includes: list[str],
-                excludes: list[str], stored_fields: Any = None) -> dict[str, Any]:
+                excludes: list[str], stored_fields: Any = None, source_requested: bool = False) -> dict[str, Any]:
     if entry is None:
         return {"_index": index.name, "_id": doc_id, "found": False}
     out: dict[str, Any] = {
@@ -142,12 +152,16 @@ def _render_doc(index: Index, doc_id: str, entry: DocVersion | None, fetch: bool
     }
     if entry.routing is not None:
         out["_routing"] = entry.routing
+    fields: dict[str, list[Any]] = {}
     if stored_fields is not None:
         names = stored_fields if isinstance(stored_fields, list) else param_list(stored_fields)
-        if "_source" not in names and not includes and not excludes:
+        if "_source" not in names and not source_requested:
             fetch = False
+        fields = stored_fields_of(entry, index.mapping, names)
     if fetch and index.mapping.source_enabled():
         out["_source"] = filter_source(entry.source or {}, includes, excludes)
+    if fields:
+        out["fields"] = fields
     return out
 
 
@@ -166,7 +180,8 @@ def get(node: Node, request: Request) -> Response:
     if request.method == "HEAD":
         return Response(200 if entry is not None else 404)
     fetch, includes, excludes = _source_options(request)
-    body = _render_doc(index, doc_id, entry, fetch, includes, excludes, request.params.get("stored_fields"))
+    body = _render_doc(index, doc_id, entry, fetch, includes, excludes, request.params.get("stored_fields"),
+                       _source_requested(request))
     return Response(200 if entry is not None else 404, body)
 
 
@@ -197,9 +212,14 @@ def mget(node: Node, request: Request) -> Response:
         docs = [{"_id": i} for i in body["ids"]]
         if not body["ids"]:
             raise errors.validation("no documents to get")
+    if docs is None:
+        unknown = [key for key in body if key not in ("docs", "ids")]
+        if unknown:
+            raise errors.parsing(f"unknown key [{unknown[0]}] for a {_json_token(body[unknown[0]])}, expected [docs] "
+                                 f"or [ids]")
+        docs = []
     if not isinstance(docs, list):
-        raise errors.parsing("unknown parameter [" + next(iter(body), "") + "] in request body" if body
-                             else "no documents to get")
+        raise errors.parsing("docs must be an array")
     problems = []
     for position, spec in enumerate(docs):
         if not isinstance(spec, dict):
@@ -229,7 +249,8 @@ def mget(node: Node, request: Request) -> Response:
         entry = index.get_doc(doc_id, realtime=realtime)
         fetch, includes, excludes = _source_options(request, spec)
         stored = spec.get("stored_fields", request.params.get("stored_fields"))
-        out.append(_render_doc(index, doc_id, entry, fetch, includes, excludes, stored))
+        out.append(_render_doc(index, doc_id, entry, fetch, includes, excludes, stored,
+                               _source_requested(request, spec)))
     return Response(200, {"docs": out})
 
 
@@ -245,6 +266,11 @@ def bulk(node: Node, request: Request) -> Response:
     touched: dict[str, Index] = {}
     position = 0
     actions = _parse_bulk(lines, default_index)
+    require_alias = request.flag("require_alias")
+    source_default: Any = request.params.get("_source")
+    if "_source_includes" in request.params or "_source_excludes" in request.params:
+        source_default = {"includes": param_list(request.params.get("_source_includes")),
+                          "excludes": param_list(request.params.get("_source_excludes"))}
     for action, meta, payload, line_no in actions:
         position += 1
         name = meta.get("_index", default_index)
@@ -256,14 +282,16 @@ def bulk(node: Node, request: Request) -> Response:
             if action == "delete":
                 index = node.get_index(name)
             else:
+                if meta.get("require_alias", require_alias) and name not in node.alias_names():
+                    raise _not_an_alias(name)
                 index = node.index_for_write(name)
             touched[index.name] = index
-            status, result = _bulk_item(index, action, doc_id, meta, payload)
+            status, result = _bulk_item(index, action, doc_id, meta, payload, source_default)
             result["status"] = status
-            items.append({action: result})
+            items.append({_item_key(action, meta): result})
         except errors.EngineError as exc:
             item: dict[str, Any] = {"_index": name, "_id": doc_id, "status": exc.status, "error": exc.cause()}
-            items.append({action: item})
+            items.append({_item_key(action, meta): item})
     for index in touched.values():
         index.sync()
     refresh = request.params.get("refresh")
@@ -275,6 +303,17 @@ def bulk(node: Node, request: Request) -> Response:
         "errors": any("error" in next(iter(item.values())) for item in items),
         "items": items,
     })
+
+
+def _item_key(action: str, meta: dict[str, Any]) -> str:
+    """The key of a bulk response item: the operation's type (an ``index`` with ``op_type: create`` is a create)."""
+    return "create" if action == "index" and meta.get("op_type") == "create" else action
+
+
+def _not_an_alias(name: str) -> errors.EngineError:
+    error = errors.index_not_found(name)
+    error.reason = f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not an alias"
+    return error
 
 
 def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str, dict[str, Any], Any, int]]:
@@ -294,9 +333,18 @@ def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str
                 f"Malformed action/metadata line [{i}], expected START_OBJECT or END_OBJECT but found "
                 f"[VALUE_STRING]"
             ) from None
-        if not isinstance(header, dict) or len(header) != 1:
+        if not isinstance(header, dict):
             raise errors.illegal_argument(
-                f"Malformed action/metadata line [{i}], expected START_OBJECT but found [{type(header).__name__}]"
+                f"Malformed action/metadata line [{i}], expected START_OBJECT or END_OBJECT but found "
+                f"[{_json_token(header)}]"
+            )
+        if not header:
+            raise errors.illegal_argument(
+                f"Malformed action/metadata line [{i}], expected FIELD_NAME but found [END_OBJECT]"
+            )
+        if len(header) != 1:
+            raise errors.illegal_argument(
+                f"Malformed action/metadata line [{i}], expected END_OBJECT but found [FIELD_NAME]"
             )
         action, meta = next(iter(header.items()))
         if action not in WRITE_OPS:
@@ -326,8 +374,21 @@ def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str
     return actions
 
 
+def _json_token(value: Any) -> str:
+    """The Jackson token name OpenSearch's parsers report for a JSON value."""
+    if isinstance(value, dict):
+        return "START_OBJECT"
+    if isinstance(value, list):
+        return "START_ARRAY"
+    if isinstance(value, str):
+        return "VALUE_STRING"
+    if isinstance(value, bool):
+        return "VALUE_BOOLEAN"
+    return "VALUE_NULL" if value is None else "VALUE_NUMBER"
+
+
 def _bulk_item(index: Index, action: str, doc_id: str | None, meta: dict[str, Any],
-               payload: Any) -> tuple[int, dict[str, Any]]:
+               payload: Any, source_default: Any = None) -> tuple[int, dict[str, Any]]:
     if_seq_no = _int_or_none(meta.get("if_seq_no"), "if_seq_no")
     if_primary_term = _int_or_none(meta.get("if_primary_term"), "if_primary_term")
     if action in ("index", "create"):
@@ -348,7 +409,11 @@ def _bulk_item(index: Index, action: str, doc_id: str | None, meta: dict[str, An
         return index.delete_doc(doc_id, if_seq_no=if_seq_no, if_primary_term=if_primary_term,
                                 version=_int_or_none(meta.get("version"), "version"),
                                 version_type=meta.get("version_type"))
-    status, result = index.update_doc(doc_id, payload, if_seq_no=if_seq_no, if_primary_term=if_primary_term)
-    source_param = payload.get("_source") if isinstance(payload, dict) else None
+    status, result = index.update_doc(doc_id, payload, if_seq_no=if_seq_no, if_primary_term=if_primary_term,
+                                      routing=meta.get("routing"))
+    # The item's body, then its metadata line, then the request's ?_source say what the item's `get` returns.
+    source_param = meta.get("_source", source_default)
+    if isinstance(payload, dict) and "_source" in payload:
+        source_param = payload["_source"]
     _add_update_get(index, doc_id, result, source_param)
     return status, result

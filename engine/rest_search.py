@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -32,7 +33,11 @@ def _views(node: Node, expression: str | None, params: dict[str, str]) -> list[t
                                      index_uuid=index.uuid)
         if index.refresh_due(time.monotonic()):
             index.refresh()
-        views.append((index.searcher, index.mapping))
+        searcher = index.searcher
+        alias_filter = node.alias_filter(expression, index)
+        if alias_filter is not None:
+            searcher = dataclasses.replace(searcher, alias_filter=alias_filter)
+        views.append((searcher, index.mapping))
     return views
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,9 @@ from .mapping import Mapping
 from .query import Matches, QueryParser
 from .searcher import Searcher
 from .source_filter import filter_source, parse_source_param
-from .values import format_date
+from .dates import NANOS_PER_MILLI, format_nanos, parse_date_value
+from .postings import INT64_TYPES
+from .values import format_decimal
 
 DEFAULT_TRACK_TOTAL_HITS = 10_000
 MAX_RESULT_WINDOW = 10_000
@@ -62,6 +65,7 @@ class Request:
     fields: list[Any]
     explain: bool
     rest_total_hits_as_int: bool = False
+    source_requested: bool = False  # _source named explicitly: stored_fields do not turn it off
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,9 +108,9 @@ def parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Reques
             raise errors.illegal_argument(
                 f"[track_total_hits] parameter must be positive or equals to -1, got {track_total_hits}"
             )
-        if track_total_hits == -1:
-            track_total_hits = True
-    if rest_int and track_total_hits is not True:
+        if track_total_hits == -1:  # SearchContext.TRACK_TOTAL_HITS_DISABLED
+            track_total_hits = False
+    if rest_int and track_total_hits is not True and track_total_hits is not False:
         raise errors.illegal_argument(
             "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got "
             f"{track_total_hits}"
@@ -150,10 +154,13 @@ def parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Reques
         version=bool(body.get("version", params.get("version") == "true")),
         seq_no_primary_term=bool(body.get("seq_no_primary_term", params.get("seq_no_primary_term") == "true")),
         stored_fields=stored,
-        docvalue_fields=list(body.get("docvalue_fields") or []),
+        docvalue_fields=list(body.get("docvalue_fields") or []) or [
+            f for f in params.get("docvalue_fields", "").split(",") if f],
         fields=list(body.get("fields") or []),
         explain=bool(body.get("explain", False)),
         rest_total_hits_as_int=rest_int,
+        source_requested="_source" in body or any(p in params for p in ("_source", "_source_includes",
+                                                                      "_source_excludes")),
     )
 
 
@@ -242,10 +249,14 @@ def _sort_values_of(s: Searcher, mapping: Mapping, ord_: int, sf: SortField, sco
     if sf.field in ("_doc", "_shard_doc"):
         return ord_, (0, _Reversed(ord_) if sf.descending else ord_)
     doc = s.ord_docs[ord_]
+    spec = mapping.field(sf.field)
     if sf.field == "_id":
         values: list[Any] = [doc.id]
+    elif sf.field == "_index":
+        values = [s.index.name]
+    elif sf.field == "_routing":
+        values = [doc.routing] if doc.routing is not None else []
     else:
-        spec = mapping.field(sf.field)
         if spec is None:
             if sf.unmapped_type is None:
                 raise errors.EngineError(400, "query_shard_exception", f"No mapping found for [{sf.field}] in order "
@@ -272,25 +283,46 @@ def _sort_values_of(s: Searcher, mapping: Mapping, ord_: int, sf: SortField, sco
         rank = -1 if missing_first else 1
         return _missing_value(s, mapping, sf), (rank, 0)
     mode = sf.mode or ("max" if sf.descending else "min")
-    if mode == "min":
-        value = min(values)
-    elif mode == "max":
-        value = max(values)
-    elif mode == "sum":
-        value = sum(values)
-    elif mode == "avg":
-        value = sum(values) / len(values)
-    else:
-        ordered = sorted(values)
-        middle = len(ordered) // 2
-        value = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    spec = mapping.field(sf.field)
+    integral = spec is not None and spec.type in INT64_TYPES
+    value = pick_sort_value(values, mode, integral)
     raw: Any = value
-    if spec is not None and spec.type in ("long", "integer", "short", "byte", "date", "unsigned_long"):
+    if spec is not None and spec.type in ("date", "date_nanos") and sf.format:
+        raw = format_nanos(value * (NANOS_PER_MILLI if spec.type == "date" else 1), sf.format, spec.type)
+    elif spec is not None and spec.type == "unsigned_long":
         raw = int(value)
-        if spec.type in ("date",) and sf.format:
-            raw = format_date(int(value))
     return raw, (0, _Reversed(value) if sf.descending else value)
+
+
+def pick_sort_value(values: list[Any], mode: str, integral: bool) -> Any:
+    """One sort value from a multi-valued field, as OpenSearch's ``MultiValueMode`` picks it.
+
+    For longs (and dates) the arithmetic is Java's: ``sum`` wraps around at 64 bits, ``avg`` is
+    ``Math.round((double) sum / count)`` and an even ``median`` is ``Math.round((a + b) / 2.0)``.
+    """
+    if mode == "min":
+        return min(values)
+    if mode == "max":
+        return max(values)
+    if mode in ("sum", "avg"):
+        total = _wrap_long(sum(values)) if integral else float(sum(values))
+        if mode == "sum" or len(values) == 1:
+            return total
+        return _java_round(float(total) / len(values)) if integral else total / len(values)
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    half = (float(ordered[middle - 1]) + float(ordered[middle])) / 2
+    return _java_round(half) if integral else half
+
+
+def _wrap_long(value: int) -> int:
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def _java_round(value: float) -> int:
+    """Java's ``Math.round(double)``: the closest long, ties towards positive infinity."""
+    return int(value) if value.is_integer() else math.floor(value + 0.5)
 
 
 def _missing_value(s: Searcher, mapping: Mapping, sf: SortField) -> Any:
@@ -313,10 +345,7 @@ def _after_key(request: Request, mapping: Mapping, values: list[Any]) -> tuple[A
     for sf, value in zip(request.sort, values, strict=True):
         spec = mapping.field(sf.field)
         if spec is not None and spec.is_numeric and isinstance(value, str):
-            try:
-                value = float(value) if "." in value else int(value)
-            except ValueError:
-                raise errors.illegal_argument(f"Failed to parse search_after value [{value}]") from None
+            value = _parse_after_value(spec, value)
         if value is None:
             key.append((1 if sf.missing != "_first" else -1, 0))
         else:
@@ -324,9 +353,23 @@ def _after_key(request: Request, mapping: Mapping, values: list[Any]) -> tuple[A
     return tuple(key)
 
 
+def _parse_after_value(spec: Any, value: str) -> int | float:
+    """A ``search_after`` string for a numeric or date sort: a number, or a date in the field's format."""
+    try:
+        if spec.type in ("date", "date_nanos"):
+            if re.fullmatch(r"[+-]?\d+", value.strip()):
+                return int(value)
+            return parse_date_value(value, spec.type, spec.params.get("format"))
+        return float(value) if re.search(r"[.eE]", value) else int(value)
+    except ValueError:
+        raise errors.illegal_argument(f"Failed to parse search_after value [{value}]") from None
+
+
 def run_query(view: Searcher, mapping: Mapping, request: Request) -> Matches:
     parser = QueryParser(mapping)
     matches = parser.parse(request.query).run(view)
+    if view.alias_filter is not None:
+        matches.mask &= parser.parse(view.alias_filter).run(view).mask
     if request.min_score is not None:
         matches.mask &= matches.scores >= np.float32(request.min_score)
     if request.post_filter is not None:
@@ -356,6 +399,8 @@ def ordered_hits(views: list[tuple[Searcher, Mapping]], request: Request, limit:
                 after = float(request.search_after[0])
                 keep = scores < np.float32(after)
                 ords, scores = ords[keep], scores[keep]
+            if limit == 0:
+                continue
             if limit is not None and ords.shape[0] > limit:
                 threshold = np.partition(scores, scores.shape[0] - limit)[scores.shape[0] - limit]
                 keep = scores >= threshold
@@ -412,11 +457,13 @@ def render_hit(view: Searcher, mapping: Mapping, hit: Hit, request: Request, sho
             out.pop("_id", None)
             out.pop("_index", None)
             fetch = False
-        elif "_source" not in stored and not request.includes and not request.excludes:
+        elif "_source" not in stored and not request.source_requested:
             fetch = False
     if fetch and doc.source is not None and mapping.source_enabled():
         out["_source"] = filter_source(doc.source, request.includes, request.excludes)
     fields = _fetch_fields(doc, mapping, request)
+    if stored:
+        fields = {**stored_fields_of(doc, mapping, stored), **fields}
     if fields:
         out["fields"] = fields
     if hit.sort_values is not None:
@@ -437,6 +484,32 @@ def _fetch_fields(doc: Any, mapping: Mapping, request: Request) -> dict[str, lis
     return out
 
 
+def stored_fields_of(doc: Any, mapping: Mapping, names: list[str]) -> dict[str, list[Any]]:
+    """The values of the requested fields mapped with ``store: true`` (in document order, as Lucene stores them)."""
+    out: dict[str, list[Any]] = {}
+    for name in names:
+        if name in ("_source", "_none_") or name.startswith("_"):
+            continue
+        paths = [p for p in mapping.fields if _glob_match(name, p)] if "*" in name else [name]
+        for path in paths:
+            spec = mapping.field(path)
+            if spec is None or not spec.params.get("store") or doc.parsed is None:
+                continue
+            if spec.type in ("date", "date_nanos"):
+                unit = NANOS_PER_MILLI if spec.type == "date" else 1
+                values = [format_nanos(v * unit, spec.params.get("format"), spec.type)
+                          for v in doc.parsed.numbers.get(path, [])]
+            elif spec.is_numeric:
+                values = list(doc.parsed.numbers.get(path, []))
+            elif spec.type == "boolean":
+                values = [v == "true" for v in doc.parsed.terms.get(path, [])]
+            else:
+                values = [v for v in _source_values(doc.source or {}, path) if v is not None]
+            if values:
+                out[path] = values
+    return out
+
+
 def _glob_match(pattern: str, path: str) -> bool:
     import fnmatch
 
@@ -444,22 +517,25 @@ def _glob_match(pattern: str, path: str) -> bool:
 
 
 def _doc_values(doc: Any, mapping: Mapping, path: str, fmt: str | None) -> list[Any]:
+    """A document's doc values for ``path`` (sorted, as Lucene keeps them), printed with ``fmt``."""
     spec = mapping.field(path)
     if spec is None or doc.parsed is None:
         return []
+    if fmt == "use_field_mapping":
+        fmt = None
     if spec.type in ("date", "date_nanos"):
-        values = doc.parsed.numbers.get(path, [])
-        if fmt == "epoch_millis":
-            return [str(int(v)) for v in values]
-        return [format_date(int(v)) for v in values]
+        unit = NANOS_PER_MILLI if spec.type == "date" else 1
+        fmt = fmt or spec.params.get("format")
+        return [format_nanos(v * unit, fmt, spec.type) for v in sorted(doc.parsed.numbers.get(path, []))]
     if spec.is_numeric:
-        return list(doc.parsed.numbers.get(path, []))
+        values = sorted(doc.parsed.numbers.get(path, []))
+        return [format_decimal(v, fmt) for v in values] if fmt else values
     if spec.type == "boolean":
-        return [v == "true" for v in doc.parsed.terms.get(path, [])]
+        return sorted(v == "true" for v in doc.parsed.terms.get(path, []))
     if spec.is_text:
         source_values = _source_values(doc.source or {}, path)
         return [v for v in source_values if v is not None]
-    return sorted(doc.parsed.terms.get(path, []))
+    return sorted(set(doc.parsed.terms.get(path, [])))
 
 
 def _source_values(source: dict[str, Any], path: str) -> list[Any]:
@@ -473,9 +549,9 @@ def _source_values(source: dict[str, Any], path: str) -> list[Any]:
 
 
 def total_hits(total: int, request: Request) -> Any:
-    if request.rest_total_hits_as_int:
-        return total
     tth = request.track_total_hits
+    if request.rest_total_hits_as_int:
+        return -1 if tth is False else total
     if tth is True:
         return {"value": total, "relation": "eq"}
     if tth is False:
@@ -505,7 +581,10 @@ def build_response(views: list[tuple[Searcher, Mapping]], request: Request, page
                    max_score: float | None, started: float) -> dict[str, Any]:
     sort = request.sort
     show_score = sort is None or request.track_scores or any(sf.field == "_score" for sf in sort)
-    if sort is not None and not request.track_scores and not any(sf.field == "_score" for sf in sort):
+    # With a sort, OpenSearch tracks max_score only for track_scores or when _score descending sorts first
+    # (since 3.2, #18715); otherwise it is null.
+    score_first = sort is not None and sort[0].field == "_score" and sort[0].descending
+    if sort is not None and not request.track_scores and not score_first:
         max_score = None
     rendered = [render_hit(views[h.view][0], views[h.view][1], h, request, show_score) for h in page]
     hits_block: dict[str, Any] = {}

@@ -9,7 +9,7 @@ Lucene force merge.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,7 @@ class Searcher:
     field_stats: dict[str, tuple[int, int]]  # path -> (doc_count, sum_total_term_freq)
     ord_docs: list[DocVersion]  # ord -> the document version it holds
     generation: int
+    alias_filter: Any = None  # query JSON of the alias filter a search through an alias applies (None: none)
     _cache: dict[tuple[str, str], Posting | None] = field(default_factory=dict)
 
     @property

@@ -149,6 +149,10 @@ class IndexSettings:
         return parse_time_value(self.flat.get("index.refresh_interval", "1s"), "index.refresh_interval")
 
     @property
+    def nested_objects_limit(self) -> int:
+        return int(self.flat.get("index.mapping.nested_objects.limit", 10000))
+
+    @property
     def knn(self) -> bool:
         return str(self.flat.get("index.knn", "false")).lower() == "true"
 

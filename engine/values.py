@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from .dates import NANOS_PER_MILLI, format_nanos, looks_like_date, parse_date
 
 INTEGER_RANGES: dict[str, tuple[int, int]] = {
     "byte": (-(2**7), 2**7 - 1),
@@ -62,86 +64,36 @@ def coerce_boolean(value: object) -> bool:
     raise ValueError(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
 
 
-_JAVA_TO_STRPTIME = [
-    ("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"), ("SSS", "%f"), ("Z", "%z"),
-]
-
-
-def _java_pattern(pattern: str) -> str:
-    for java, py in _JAVA_TO_STRPTIME:
-        pattern = pattern.replace(java, py)
-    return pattern.replace("'T'", "T")
-
-
-def parse_date(value: object, formats: str = "strict_date_optional_time||epoch_millis") -> int:
-    """Epoch milliseconds for a date value, trying each ``||``-separated format in turn as OpenSearch does."""
-    for fmt in formats.split("||"):
-        fmt = fmt.strip()
-        try:
-            millis = _parse_with(value, fmt)
-        except (ValueError, OverflowError, TypeError):
-            continue
-        if millis is not None:
-            return millis
-    raise ValueError(f"failed to parse date field [{value}] with format [{formats}]")
-
-
-def _parse_with(value: object, fmt: str) -> int | None:
-    if fmt in ("epoch_millis", "epoch_second"):
-        if isinstance(value, bool):
-            return None
-        number = float(value) if isinstance(value, str) else value
-        if not isinstance(number, int | float):
-            return None
-        return int(number * 1000) if fmt == "epoch_second" else int(number)
-    if not isinstance(value, str):
-        return None
-    if fmt in ("strict_date_optional_time", "date_optional_time", "strict_date_optional_time_nanos",
-               "date_time", "strict_date_time", "date", "strict_date", "iso8601"):
-        return _iso_millis(value)
-    parsed = datetime.strptime(value, _java_pattern(fmt))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
-_ISO_DATE = re.compile(r"^[+-]?\d{4}(-\d{2}(-\d{2})?)?")
-
-
-def _iso_millis(value: str) -> int | None:
-    text = value.strip()
-    if not _ISO_DATE.match(text):
-        return None
-    if re.fullmatch(r"\d{4}", text):
-        return int(datetime(int(text), 1, 1, tzinfo=UTC).timestamp() * 1000)
-    if re.fullmatch(r"\d{4}-\d{2}", text):
-        year, month = text.split("-")
-        return int(datetime(int(year), int(month), 1, tzinfo=UTC).timestamp() * 1000)
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed_date = date.fromisoformat(text)
-        parsed = datetime(parsed_date.year, parsed_date.month, parsed_date.day)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
-def looks_like_date(value: str) -> bool:
-    """OpenSearch's dynamic date detection: strict_date_optional_time or yyyy/MM/dd [HH:mm:ss]."""
-    if re.fullmatch(r"\d{4}/\d{2}/\d{2}( \d{2}:\d{2}:\d{2})?", value):
-        return True
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}([Tt].*)?", value):
-        return False
-    try:
-        return _iso_millis(value) is not None
-    except ValueError:
-        return False
+# Dates live in :mod:`dates`; re-exported for the modules that import them from here.
+__all__ = ["NUMERIC_TYPES", "coerce_boolean", "coerce_number", "format_date", "format_decimal", "looks_like_date", "parse_date"]
 
 
 def format_date(millis: int) -> str:
     """The ISO-8601 string OpenSearch's default formatter prints for epoch millis (e.g. in sort values)."""
-    moment = datetime.fromtimestamp(millis / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+    return format_nanos(millis * NANOS_PER_MILLI)
+
+
+_DECIMAL_PATTERN = re.compile(r"(?P<prefix>[^#0,.]*)(?P<integer>[#0,]*)(?:\.(?P<fraction>0*#*))?(?P<suffix>[^#0,.]*)")
+
+
+def format_decimal(value: int | float, pattern: str) -> str:
+    """``value`` printed with a Java ``DecimalFormat`` pattern (``#.0``, ``0.00``, ``#,##0.###``), HALF_EVEN."""
+    match = _DECIMAL_PATTERN.fullmatch(pattern.split(";")[0])
+    if match is None:
+        raise ValueError(f"unsupported decimal format pattern [{pattern}]")
+    integer_spec, fraction_spec = match["integer"], match["fraction"] or ""
+    min_int = integer_spec.replace(",", "").count("0")
+    min_frac, max_frac = fraction_spec.count("0"), len(fraction_spec)
+    group = len(integer_spec) - integer_spec.rfind(",") - 1 if "," in integer_spec else 0
+    number = Decimal(repr(value) if isinstance(value, float) else value)
+    number = number.quantize(Decimal(1).scaleb(-max_frac), rounding=ROUND_HALF_EVEN)
+    sign = "-" if number < 0 else ""
+    digits = format(abs(number), "f")
+    int_text, _, frac_text = digits.partition(".")
+    frac_text = frac_text.rstrip("0").ljust(min_frac, "0")
+    int_text = int_text.lstrip("0").rjust(min_int, "0")
+    if group:
+        int_text = ",".join(int_text[max(0, i - group): i] for i in range(len(int_text), 0, -group)[::-1])
+    if not int_text and not frac_text:
+        int_text = "0"
+    return f"{sign}{match['prefix']}{int_text}{'.' + frac_text if frac_text else ''}{match['suffix']}"
