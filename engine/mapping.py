@@ -151,7 +151,7 @@ class Mapping:
             if space not in SPACE_TYPES:
                 raise errors.mapper_parsing(f"Unable to parse mapping into KNNMethodContext. Invalid space type "
                                             f"[{space}] for field [{path}]; choose one of {list(SPACE_TYPES)}")
-        if ftype == "rank_feature" and "positive_score_impact" in spec and not isinstance(
+        if ftype in ("rank_feature", "rank_features") and "positive_score_impact" in spec and not isinstance(
             spec["positive_score_impact"], bool
         ):
             raise errors.mapper_parsing(f"[positive_score_impact] on field [{path}] must be a boolean")
@@ -288,7 +288,8 @@ class Mapping:
                 parsed.present.add(path)
                 return
             if ftype == "rank_features":
-                parsed.features[path] = _parse_rank_features(value, path)
+                parsed.features[path] = _parse_rank_features(
+                    value, path, positive_impact=spec.params.get("positive_score_impact", True) is not False)
                 parsed.present.add(path)
                 return
             if ftype == "rank_feature":
@@ -299,7 +300,7 @@ class Mapping:
                     )
                 number = float(coerce_number(value, "float"))
                 if spec.params.get("positive_score_impact", True) is False:
-                    number = 1.0 / number if number else math.inf
+                    number = _inverse_float(number)
                 parsed.features[path] = {path: _encode_feature(number, path)}
                 parsed.present.add(path)
                 return
@@ -372,7 +373,15 @@ def _encode_feature(value: float, path: str) -> int:
                          f"field [{path}]: {exc}") from exc
 
 
-def _parse_rank_features(value: Any, path: str) -> dict[str, int]:
+def _inverse_float(value: float) -> float:
+    """``1 / value`` in float32, as the feature mappers compute it for a negative score impact."""
+    single = np.float32(value)
+    return float(np.float32(1.0) / single) if single else math.inf
+
+
+def _parse_rank_features(value: Any, path: str, positive_impact: bool = True) -> dict[str, int]:
+    """Encoded features of a ``rank_features`` value; with a negative score impact each value is stored as its
+    inverse (RankFeaturesFieldMapper), so that higher values score lower."""
     if not isinstance(value, dict):
         raise ValueError(f"[rank_features] fields must be json objects, expected a START_OBJECT but got: {value!r}")
     out: dict[str, int] = {}
@@ -383,6 +392,8 @@ def _parse_rank_features(value: Any, path: str) -> dict[str, int]:
                 f"[{path}.{key}] in the same document"
             )
         number = float(coerce_number(weight, "float"))
+        if not positive_impact:
+            number = _inverse_float(number)
         out[key] = _encode_feature(number, f"{path}.{key}")
     return out
 

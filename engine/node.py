@@ -20,7 +20,7 @@ from . import errors
 from .index import Index
 from .mapping import Mapping
 from .searcher import Searcher
-from .settings import IndexSettings, parse_time_value
+from .settings import IndexSettings, format_time_value, parse_time_value
 from .store import IndexFiles, Translog, index_dirs
 
 log = logging.getLogger("nirbridge.engine")
@@ -161,6 +161,8 @@ class Node:
                 continue
             if not ignore_unavailable:
                 raise errors.index_not_found(part)
+        if not selected and not allow_no_indices:
+            raise errors.index_not_found(expression)
         return sorted(selected.values(), key=lambda i: i.name)
 
     def index_for_write(self, name: str, create: bool = True) -> Index:
@@ -215,8 +217,27 @@ class Node:
         self._expire_contexts()
 
     # ----- search contexts ------------------------------------------------------------------------------------------
-    def new_context(self, views: list[tuple[Searcher, Mapping]], keep_alive: str, kind: str) -> SearchContext:
+    def cluster_setting(self, key: str, default: str) -> str:
+        """A cluster setting's value: transient over persistent over the default."""
+        for scope in ("transient", "persistent"):
+            if key in self.cluster_settings[scope]:
+                return str(self.cluster_settings[scope][key])
+        return default
+
+    def keep_alive_seconds(self, keep_alive: Any) -> float:
+        """A scroll or PIT keep-alive in seconds, refused above ``search.max_keep_alive`` (24h by default)."""
         seconds = parse_time_value(keep_alive, "keep_alive") or 0.0
+        maximum = parse_time_value(self.cluster_setting("search.max_keep_alive", "24h"), "search.max_keep_alive")
+        if maximum is not None and seconds > maximum:
+            raise errors.illegal_argument(
+                f"Keep alive for request ({format_time_value(seconds)}) is too large. It must be less than "
+                f"({format_time_value(maximum)}). This limit can be set by changing the [search.max_keep_alive] "
+                f"cluster level setting."
+            )
+        return seconds
+
+    def new_context(self, views: list[tuple[Searcher, Mapping]], keep_alive: str, kind: str) -> SearchContext:
+        seconds = self.keep_alive_seconds(keep_alive)
         raw = f"{kind}:{secrets.token_hex(16)}".encode()
         context_id = base64.urlsafe_b64encode(raw).decode().rstrip("=")
         context = SearchContext(context_id, views, seconds, time.monotonic() + seconds, int(time.time() * 1000))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from .node import Node, alias_metadata
 from .mapping import is_typed_mapping
 from .rest import Request, Response, deprecation_warning, ok, param_list, route
 from .settings import flatten, nest
+from .values import format_date
 
 VERSION = {
     "distribution": "opensearch",
@@ -43,9 +45,12 @@ def info(node: Node, request: Request) -> Response:
 
 
 def _index_health(index: Index) -> str:
-    if index.closed:
-        return "green"
+    """One node holds every primary; replicas stay unassigned. Closed indices are replicated like open ones
+    (OpenSearch 7.2+), so their health is computed the same way."""
     return "green" if index.settings.number_of_replicas == 0 else "yellow"
+
+
+HEALTH_STATUSES = ("green", "yellow", "red")
 
 
 @route("/_cluster/health", "/_cluster/health/{index}")
@@ -53,14 +58,15 @@ def health(node: Node, request: Request) -> Response:
     expression = request.parts.get("index")
     indices = node.resolve(expression, ignore_unavailable=False, include_closed=True,
                            expand_wildcards="all") if expression else list(node.indices.values())
-    open_indices = [i for i in indices if not i.closed]
-    shards = sum(i.settings.number_of_shards for i in open_indices)
-    unassigned = sum(i.settings.number_of_shards * i.settings.number_of_replicas for i in open_indices)
+    shards = sum(i.settings.number_of_shards for i in indices)
+    unassigned = sum(i.settings.number_of_shards * i.settings.number_of_replicas for i in indices)
     statuses = [_index_health(i) for i in indices]
     status = "yellow" if "yellow" in statuses else "green"
     wait = request.params.get("wait_for_status")
+    if wait is not None and wait not in HEALTH_STATUSES:
+        raise errors.illegal_argument(f"unknown cluster health status [{wait}]")
     order = {"green": 0, "yellow": 1, "red": 2}
-    timed_out = bool(wait) and order[status] > order.get(wait, 2)
+    timed_out = bool(wait) and order[status] > order[wait]  # type: ignore[index]
     body: dict[str, Any] = {
         "cluster_name": "nirbridge",
         "status": status,
@@ -88,12 +94,11 @@ def health(node: Node, request: Request) -> Response:
                 "status": _index_health(index),
                 "number_of_shards": index.settings.number_of_shards,
                 "number_of_replicas": index.settings.number_of_replicas,
-                "active_primary_shards": 0 if index.closed else index.settings.number_of_shards,
-                "active_shards": 0 if index.closed else index.settings.number_of_shards,
+                "active_primary_shards": index.settings.number_of_shards,
+                "active_shards": index.settings.number_of_shards,
                 "relocating_shards": 0,
                 "initializing_shards": 0,
-                "unassigned_shards": 0 if index.closed else index.settings.number_of_shards
-                * index.settings.number_of_replicas,
+                "unassigned_shards": index.settings.number_of_shards * index.settings.number_of_replicas,
             }
             if level == "shards":
                 entry["shards"] = {
@@ -106,47 +111,111 @@ def health(node: Node, request: Request) -> Response:
     return Response(408 if timed_out else 200, body)
 
 
+# _cat/indices columns as RestIndicesAction declares them: name, aliases, right-aligned, shown by default.
+CAT_INDICES_COLUMNS: list[tuple[str, tuple[str, ...], bool, bool]] = [
+    ("health", ("h",), False, True),
+    ("status", ("s",), False, True),
+    ("index", ("i", "idx"), False, True),
+    ("uuid", ("id", "uuid"), False, True),
+    ("pri", ("p", "shards.primary", "shardsPrimary"), True, True),
+    ("rep", ("r", "shards.replica", "shardsReplica"), True, True),
+    ("docs.count", ("dc", "docsCount"), True, True),
+    ("docs.deleted", ("dd", "docsDeleted"), True, True),
+    ("creation.date", ("cd",), True, False),
+    ("creation.date.string", ("cds",), True, False),
+    ("store.size", ("ss", "storeSize"), True, True),
+    ("pri.store.size", (), True, True),
+]
+
+
 @route("/_cat/indices", "/_cat/indices/{index}")
 def cat_indices(node: Node, request: Request) -> Response:
+    health_filter = request.params.get("health")
+    if health_filter is not None and health_filter not in HEALTH_STATUSES:
+        raise errors.illegal_argument(f"unknown cluster health status [{health_filter}]")
     expression = request.parts.get("index")
     indices = node.resolve(expression, include_closed=True, expand_wildcards="all")
     rows = []
     for index in indices:
+        size = _store_size(index) if not index.closed else None
+        created = int(index.settings.flat.get("index.creation_date", 0))
         rows.append({
-            "health": _index_health(index) if not index.closed else "",
+            "health": _index_health(index),
             "status": "close" if index.closed else "open",
             "index": index.name,
             "uuid": index.uuid,
             "pri": str(index.settings.number_of_shards),
             "rep": str(index.settings.number_of_replicas),
-            "docs.count": "" if index.closed else str(index.doc_count()),
-            "docs.deleted": "" if index.closed else str(index.num_deleted),
-            "store.size": "" if index.closed else f"{index.doc_count() * 1}b",
-            "pri.store.size": "" if index.closed else f"{index.doc_count() * 1}b",
+            "docs.count": None if index.closed else str(index.doc_count()),
+            "docs.deleted": None if index.closed else str(index.num_deleted),
+            "creation.date": str(created),
+            "creation.date.string": format_date(created),
+            "store.size": None if size is None else _byte_size(size * (1 + index.settings.number_of_replicas)),
+            "pri.store.size": None if size is None else _byte_size(size),
         })
-    health_filter = request.params.get("health")
     if health_filter:
         rows = [r for r in rows if r["health"] == health_filter]
-    if request.flag("pri"):
-        pass
-    return _cat(rows, request, ["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted",
-                                "store.size", "pri.store.size"])
+    return _cat(rows, request, CAT_INDICES_COLUMNS)
 
 
-def _cat(rows: list[dict[str, str]], request: Request, default_columns: list[str]) -> Response:
-    columns = param_list(request.params.get("h")) or default_columns
-    sort_keys = param_list(request.params.get("s"))
-    for key in reversed(sort_keys):
+def _store_size(index: Index) -> int:
+    """Bytes on disk (translog and metadata): the engine's stand-in for Lucene's store size."""
+    if index.files is None:
+        return 0
+    return sum(p.stat().st_size for p in index.files.directory.iterdir() if p.is_file())
+
+
+def _byte_size(size: int) -> str:
+    """Bytes as OpenSearch's ByteSizeValue prints them (``225b``, ``4.5kb``, ``1.2mb``)."""
+    for unit, scale in (("pb", 1 << 50), ("tb", 1 << 40), ("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f}".rstrip("0").rstrip(".") + unit
+    return f"{size}b"
+
+
+def _cat(rows: list[dict[str, str | None]], request: Request,
+         columns: list[tuple[str, tuple[str, ...], bool, bool]]) -> Response:
+    """Render a _cat table: ``h`` (names, aliases, wildcards), ``s`` (with ``:desc``), ``v``, ``format=json``."""
+    by_alias = {alias: name for name, aliases, _, _ in columns for alias in (name, *aliases)}
+    right_aligned = {name for name, _, right, _ in columns if right}
+    requested = param_list(request.params.get("h"))
+    if requested:
+        selected = []
+        for item in requested:
+            if "*" in item:
+                selected += [name for name, _, _, _ in columns if fnmatch.fnmatchcase(name, item)]
+            elif item in by_alias:
+                selected.append(by_alias[item])
+    else:
+        selected = [name for name, _, _, default in columns if default]
+    for key in reversed(param_list(request.params.get("s"))):
         name, _, order = key.partition(":")
-        rows.sort(key=lambda r, n=name: r.get(n, ""), reverse=order == "desc")
+        column = by_alias.get(name)
+        if column is None:
+            raise errors.illegal_argument(f"Unable to sort by unknown sort key `{name}`")
+        rows.sort(key=lambda r, c=column: _cat_sort_key(r.get(c)), reverse=order == "desc")
     if request.params.get("format") == "json":
-        return Response(200, [{c: r.get(c) for c in columns} for r in rows])
-    table = [[r.get(c, "") for c in columns] for r in rows]
+        return Response(200, [{c: r.get(c) for c in selected} for r in rows])
+    table = [[r.get(c) or "" for c in selected] for r in rows]
     if request.flag("v"):
-        table.insert(0, columns)
-    widths = [max((len(str(row[i])) for row in table), default=0) for i in range(len(columns))]
-    lines = [" ".join(str(v).ljust(widths[i]) for i, v in enumerate(row)).rstrip() + "\n" for row in table]
+        table.insert(0, list(selected))
+    widths = [max((len(row[i]) for row in table), default=0) for i in range(len(selected))]
+    lines = []
+    last = len(selected) - 1
+    for row in table:  # RestTable.pad: right-aligned cells pad left, others pad right except the last column
+        cells = [value.rjust(widths[i]) if selected[i] in right_aligned else
+                 (value if i == last else value.ljust(widths[i])) for i, value in enumerate(row)]
+        lines.append(" ".join(cells) + "\n")
     return Response(200, "".join(lines), content_type="text/plain; charset=UTF-8")
+
+
+def _cat_sort_key(value: str | None) -> tuple[int, Any]:
+    if value is None:
+        return (1, 0)
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (0, value)
 
 
 # ----- index lifecycle ------------------------------------------------------------------------------------------
@@ -281,11 +350,9 @@ def put_mapping(node: Node, request: Request) -> Response:
 def get_settings(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
                            == "true", include_closed=True, expand_wildcards="all")
-    names = param_list(request.parts.get("name"))
+    names = [n for n in param_list(request.parts.get("name")) if n != "_all"]
     flat = request.flag("flat_settings")
     out = {}
-    import fnmatch
-
     for index in indices:
         settings = index.settings.flat
         if names:
@@ -388,8 +455,6 @@ def delete_alias(node: Node, request: Request) -> Response:
 @route("/_alias", "/_alias/{name}", "/{index}/_alias/{name}", "/{index}/_alias", "/_aliases", "/{index}/_aliases",
        methods=("GET", "HEAD"))
 def get_alias(node: Node, request: Request) -> Response:
-    import fnmatch
-
     indices = node.resolve(request.parts.get("index"), include_closed=True, expand_wildcards="all")
     names = param_list(request.parts.get("name"))
     out: dict[str, Any] = {}

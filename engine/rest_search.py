@@ -12,9 +12,9 @@ from . import errors
 from .mapping import Mapping
 from .node import Node, SearchContext
 from .rest import Request, Response, param_list, route
+from .search import Request as SearchRequest
 from .search import build_response, count_views, ordered_hits, parse_request, search_views
 from .searcher import Searcher
-from .settings import parse_time_value
 
 DEFAULT_SCROLL_KEEP_ALIVE = "5m"
 
@@ -69,7 +69,7 @@ def _search_pit(node: Node, request: Request, body: dict[str, Any]) -> dict[str,
         raise errors.parsing("[pit] requires an [id]")
     context = node.context(pit["id"], "pit")
     if pit.get("keep_alive"):
-        seconds = parse_time_value(pit["keep_alive"], "keep_alive") or 0.0
+        seconds = node.keep_alive_seconds(pit["keep_alive"])
         context.expires = time.monotonic() + seconds
     rest = {k: v for k, v in body.items() if k != "pit"}
     response = search_views(context.views, rest, request.params)
@@ -84,6 +84,7 @@ def _start_scroll(node: Node, views: list[tuple[Searcher, Mapping]], body: dict[
                   params: dict[str, str]) -> dict[str, Any]:
     started = time.perf_counter()
     request = parse_request(body, params)
+    _validate_scroll(request, body or {}, params)
     hits, total, max_score = ordered_hits(views, request, None)
     context = node.new_context(views, params["scroll"], "scroll")
     context.state = {"request": request, "hits": hits, "position": request.from_ + request.size, "total": total,
@@ -91,6 +92,23 @@ def _start_scroll(node: Node, views: list[tuple[Searcher, Mapping]], body: dict[
     response = build_response(views, request, hits[request.from_: request.from_ + request.size], total, max_score,
                               started)
     return {"_scroll_id": context.id, **response}
+
+
+def _validate_scroll(request: SearchRequest, body: dict[str, Any], params: dict[str, str]) -> None:
+    """SearchRequest.validate() for a scroll; a scroll counts its total hits exactly."""
+    problems = []
+    if "track_total_hits" not in params and "track_total_hits" not in body:
+        request.track_total_hits = True
+    elif request.track_total_hits is not True:
+        problems.append("disabling [track_total_hits] is not allowed in a scroll context")
+    if request.from_ > 0:
+        problems.append("using [from] is not allowed in a scroll context")
+    if request.size == 0:
+        problems.append("[size] cannot be [0] in a scroll context")
+    if params.get("request_cache") == "true":
+        problems.append("[request_cache] cannot be used in a scroll context")
+    if problems:
+        raise errors.validation(*problems)
 
 
 def _scroll_page(context: SearchContext) -> dict[str, Any]:
@@ -113,7 +131,7 @@ def scroll(node: Node, request: Request) -> Response:
     context = node.context(scroll_id, "scroll")
     keep_alive = body.get("scroll") or request.params.get("scroll")
     if keep_alive:
-        context.keep_alive = parse_time_value(keep_alive, "scroll") or 0.0
+        context.keep_alive = node.keep_alive_seconds(keep_alive)
     context.expires = time.monotonic() + context.keep_alive
     response = _scroll_page(context)
     if request.params.get("rest_total_hits_as_int") == "true":
@@ -214,7 +232,9 @@ def msearch(node: Node, request: Request) -> Response:
     lines = [line for line in request.ndjson() if line.strip()]
     if len(lines) % 2:
         raise errors.illegal_argument("msearch body must be header/body line pairs, got an odd number of lines")
-    responses = []
+    # Headers and bodies are parsed first, as RestMultiSearchAction does: a malformed item fails the whole request;
+    # what fails while searching (a missing index, a query error) is that item's error.
+    items = []
     for i in range(0, len(lines), 2):
         try:
             header = orjson.loads(lines[i])
@@ -226,13 +246,20 @@ def msearch(node: Node, request: Request) -> Response:
             expression = ",".join(expression)
         params = {**request.params, **{k: str(v).lower() if isinstance(v, bool) else str(v)
                                        for k, v in header.items() if k != "index"}}
+        if not isinstance(body, dict):
+            raise errors.parsing(f"msearch body at line [{i + 2}] must be a JSON object")
+        is_pit = body.get("pit") is not None
+        parsed = None if is_pit else parse_request(body, params)
+        items.append((expression, params, body, parsed))
+    responses = []
+    for expression, params, body, parsed in items:
         try:
-            if isinstance(body, dict) and body.get("pit") is not None:
+            if parsed is None:
                 sub = Request("POST", request.path, params, orjson.dumps(body), request.headers, {})
                 result = _search_pit(node, sub, body)
             else:
                 views = _views(node, expression, params)
-                result = search_views(views, body, params)
+                result = search_views(views, body, params, parsed)
             result["status"] = 200
             responses.append(result)
         except errors.EngineError as exc:

@@ -98,9 +98,9 @@ def parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Reques
     track_total_hits: int | bool
     if tth_raw is None:
         track_total_hits = True if rest_int else DEFAULT_TRACK_TOTAL_HITS
-    elif tth_raw in (True, "true"):
+    elif tth_raw is True or tth_raw == "true":
         track_total_hits = True
-    elif tth_raw in (False, "false"):
+    elif tth_raw is False or tth_raw == "false":
         track_total_hits = False
     else:
         track_total_hits = _int_param(tth_raw, "track_total_hits")

@@ -77,6 +77,17 @@ def parse_time_value(value: Any, name: str) -> float | None:
     return number * scale
 
 
+def format_time_value(seconds: float) -> str:
+    """A duration as OpenSearch's ``TimeValue.toString()`` prints it: the largest unit, one decimal if needed."""
+    nanos = round(seconds * 1e9)
+    for unit, size in (("d", 86400e9), ("h", 3600e9), ("m", 60e9), ("s", 1e9), ("ms", 1e6), ("micros", 1e3)):
+        if nanos >= size:
+            value = nanos / size
+            text = f"{value:.1f}".rstrip("0").rstrip(".")
+            return f"{text}{unit}"
+    return f"{nanos}nanos"
+
+
 class IndexSettings:
     def __init__(self, flat: dict[str, Any]) -> None:
         self.flat = flat
