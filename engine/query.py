@@ -8,6 +8,7 @@ each leaf scores in float32, and Boolean / disjunction sums add in double and ro
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ import numpy as np
 from . import errors
 from .mapping import TEXT_TYPES, Field, Mapping
 from .scoring import (
+    ONE,
     bm25_avgdl,
     bm25_idf,
     bm25_norm_cache,
-    bm25_scores,
     decode_feature,
     feature_pivot,
     linear_scores,
@@ -92,17 +93,76 @@ class Term(Node):
 
     def run(self, s: Searcher) -> Matches:
         out = _empty(s.max_ord)
+        leg = self.leg(s)
+        if leg is not None:
+            out.scores[leg.ords] = bm25_legs([leg], leg.ords)
+            out.mask[leg.ords] = True
+        return out
+
+    def leg(self, s: Searcher) -> TermLeg | None:
+        """What scoring this term needs (postings, weight, norms), without dense arrays; None when absent."""
         posting = s.posting(self.path, self.term)
         if posting is None:
-            return out
+            return None
         doc_count, sum_ttf = s.field_stats.get(self.path, (0, 0))
-        weight = np.float32(self.boost) * bm25_idf(posting.ords.shape[0], doc_count)
-        cache = _norm_cache(s, self.path, doc_count, sum_ttf)
-        norms = s.norms(self.path)
-        norm_bytes = norms[posting.ords] if norms is not None else np.full(posting.ords.shape[0], NO_NORM_BYTE, np.uint8)
-        out.scores[posting.ords] = bm25_scores(posting.freqs, norm_bytes, weight, cache)
-        out.mask[posting.ords] = True
-        return out
+        weight = np.float32(self.boost) * _idf(posting.ords.shape[0], doc_count)
+        return TermLeg(posting.ords, posting.freqs, weight, _inverse_norms(s, self.path, doc_count, sum_ttf))
+
+
+@dataclass
+class TermLeg:
+    ords: np.ndarray  # ascending
+    freqs: np.ndarray
+    weight: np.float32  # boost * idf
+    inverse: np.ndarray | np.float32  # see _inverse_norms
+
+
+def bm25_legs(legs: list[TermLeg], ords: np.ndarray) -> np.ndarray:
+    """The float32 BM25 score of every posting of ``legs`` (``ords``: their ordinals, concatenated), in one pass.
+
+    Per posting this is exactly ``scoring.bm25_scores``: ``weight - weight / (1f + freq * cache[norm])``, each
+    operation in float32 (elementwise, so batching the terms changes no bit).
+    """
+    if len(legs) == 1:
+        leg = legs[0]
+        inverse = leg.inverse
+        x = inverse[ords] if isinstance(inverse, np.ndarray) else np.full(ords.shape[0], inverse, np.float32)
+        weight: np.float32 | np.ndarray = leg.weight
+        freqs = leg.freqs
+    else:
+        first = legs[0].inverse
+        if isinstance(first, np.ndarray) and all(leg.inverse is first for leg in legs):
+            x = first[ords]  # one field: one gather
+        else:
+            x = np.concatenate([leg.inverse[leg.ords] if isinstance(leg.inverse, np.ndarray)
+                                else np.full(leg.ords.shape[0], leg.inverse, np.float32) for leg in legs])
+        weight = np.repeat(np.array([leg.weight for leg in legs], dtype=np.float32),
+                           [leg.ords.shape[0] for leg in legs])
+        freqs = np.concatenate([leg.freqs for leg in legs])
+    x *= freqs.astype(np.float32, copy=False)  # freq * cache[norm]
+    x += ONE
+    np.divide(weight, x, out=x)
+    np.subtract(weight, x, out=x)
+    return x
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _idf(doc_freq: int, doc_count: int) -> np.float32:
+    return bm25_idf(doc_freq, doc_count)
+
+
+def _inverse_norms(s: Searcher, path: str, doc_count: int, sum_ttf: int) -> np.ndarray | np.float32:
+    """``cache[norm byte]`` (BM25's 1 / (k1 * (1 - b + b * dl / avgdl))) of every ordinal of the view, float32,
+    computed once per view and field; for a field without norms the single value Lucene uses (norm 1)."""
+    key = ("inverse_norms", path)
+    memo = s._cache
+    cached = memo.get(key)  # type: ignore[arg-type]
+    if cached is None:
+        cache = _norm_cache(s, path, doc_count, sum_ttf)
+        norms = s.norms(path)
+        cached = cache[NO_NORM_BYTE] if norms is None else cache[norms[: s.max_ord].astype(np.int64) & 0xFF]
+        memo[key] = cached  # type: ignore[assignment]
+    return cached  # type: ignore[return-value]
 
 
 def _norm_cache(s: Searcher, path: str, doc_count: int, sum_ttf: int) -> np.ndarray:
@@ -146,6 +206,8 @@ class Bool(Node):
     boost: float = 1.0
 
     def run(self, s: Searcher) -> Matches:
+        if all(type(c) is Term for c in self.must) and all(type(c) is Term for c in self.should):
+            return self._run_terms(s)
         n = s.max_ord
         mask = s.live.copy()
         total = np.zeros(n, dtype=np.float64)
@@ -170,6 +232,48 @@ class Bool(Node):
                 mask[:] = False
             elif required:
                 mask &= count >= required
+        scores = (total * self.boost if self.boost != 1.0 else total).astype(np.float32)
+        scores[~mask] = 0
+        return Matches(mask, scores)
+
+    def _run_terms(self, s: Searcher) -> Matches:
+        """:meth:`run` when every scoring clause is a term (what ``match`` builds), without a dense array per
+        clause: all postings scored in one pass, then summed per document by one ``bincount``, in double and in
+        clause order (must, then should), exactly as :meth:`run` adds them."""
+        n = s.max_ord
+        must = [c.leg(s) for c in self.must]  # type: ignore[attr-defined]
+        should = [c.leg(s) for c in self.should]  # type: ignore[attr-defined]
+        if any(leg is None for leg in must):
+            return _empty(n)
+        legs = [leg for leg in must + should if leg is not None]
+        if legs:
+            ords = legs[0].ords if len(legs) == 1 else np.concatenate([leg.ords for leg in legs])
+            total = np.bincount(ords, weights=bm25_legs(legs, ords), minlength=n)
+        else:
+            ords = np.empty(0, dtype=np.int32)
+            total = np.zeros(n, dtype=np.float64)
+        if self.should and not must and not self.filter and not self.must_not and self.minimum_should_match <= 1:
+            # A pure disjunction (``match`` with operator or): the matches are the postings' documents (live
+            # already), and the sum is 0 elsewhere.
+            mask = np.zeros(n, dtype=np.bool_)
+            mask[ords] = True
+            return Matches(mask, (total * self.boost if self.boost != 1.0 else total).astype(np.float32))
+        must_postings = sum(leg.ords.shape[0] for leg in must)  # type: ignore[union-attr]
+        mask = s.live.copy()
+        if must:
+            mask &= np.bincount(ords[:must_postings], minlength=n) == len(must)
+        for clause in self.filter:
+            mask &= clause.run(s).mask
+        for clause in self.must_not:
+            mask &= ~clause.run(s).mask
+        if self.should:
+            required = self.minimum_should_match
+            if not self.must and not self.filter:
+                required = max(required, 1)  # a pure disjunction needs one clause
+            if required > len(self.should):
+                mask[:] = False
+            elif required:
+                mask &= np.bincount(ords[must_postings:], minlength=n) >= required
         scores = (total * self.boost if self.boost != 1.0 else total).astype(np.float32)
         scores[~mask] = 0
         return Matches(mask, scores)
