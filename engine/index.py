@@ -19,6 +19,7 @@ import numpy as np
 from . import errors
 from .mapping import Mapping, ParsedDoc
 from .postings import InvertedStore
+from .routing import shard_id
 from .searcher import Searcher
 from .settings import IndexSettings
 from .store import IndexFiles, Translog
@@ -139,6 +140,7 @@ class Index:
         if_primary_term: int | None = None,
         version: int | None = None,
         version_type: str | None = None,
+        routing: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         self._check_open()
         current = self.docs.get(doc_id)
@@ -146,7 +148,7 @@ class Index:
         new_version = self._next_version(doc_id, current, version, version_type)
         self.seq_no += 1
         found = current is not None and current.found
-        entry = DocVersion(doc_id, None, self.seq_no, self.primary_term, new_version)
+        entry = DocVersion(doc_id, None, self.seq_no, self.primary_term, new_version, routing=routing)
         self._apply(entry)
         self._log({"o": "d", "id": doc_id, "q": entry.seq_no, "v": new_version})
         return (200 if found else 404), self._write_result(entry, "deleted" if found else "not_found")
@@ -280,12 +282,29 @@ class Index:
         interval = self.settings.refresh_interval
         return bool(self.pending) and interval is not None and now - self.last_refresh >= interval
 
-    def refresh(self) -> None:
-        """Make pending writes searchable: index new versions, retire replaced ones, take a new searcher."""
-        self.last_refresh = time.monotonic()
+    def shard_of(self, doc_id: str) -> int:
+        """The shard OpenSearch would route the document's latest write to (its routing, else its id)."""
+        entry = self.docs.get(doc_id)
+        return shard_id(doc_id, entry.routing if entry is not None else None, self.settings.number_of_shards,
+                        self.settings.number_of_routing_shards)
+
+    def refresh(self, shards: set[int] | None = None) -> None:
+        """Make pending writes searchable: index new versions, retire replaced ones, take a new searcher.
+
+        With ``shards``, only the pending writes routed to those shards, as a write's ``?refresh`` refreshes
+        only the shard it went to; the others wait for the next full refresh.
+        """
+        if shards is None:
+            self.last_refresh = time.monotonic()
         if not self.pending:
             return
-        pending, self.pending = self.pending, {}
+        if shards is None or self.settings.number_of_shards == 1:
+            pending, self.pending = self.pending, {}
+        else:
+            pending = {k: e for k, e in self.pending.items() if self.shard_of(k) in shards}
+            if not pending:
+                return
+            self.pending = {k: e for k, e in self.pending.items() if k not in pending}
         dead: list[int] = []
         added: list[DocVersion] = []
         for doc_id, entry in pending.items():

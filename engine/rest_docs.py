@@ -27,14 +27,13 @@ def _int_or_none(value: Any, name: str) -> int | None:
 
 
 def _after_write(index: Index, request: Request, body: dict[str, Any]) -> None:
-    """Durability then visibility: fsync the translog, then honour ``?refresh``."""
+    """Durability then visibility: fsync the translog, then honour ``?refresh`` (the document's shard only)."""
     index.sync()
     refresh = request.params.get("refresh")
-    if refresh in ("", "true"):
-        index.refresh()
-        body["forced_refresh"] = True
-    elif refresh == "wait_for":
-        index.refresh()
+    if refresh in ("", "true", "wait_for"):
+        index.refresh({index.shard_of(body["_id"])})
+        if refresh != "wait_for":
+            body["forced_refresh"] = True
 
 
 @route("/{index}/_doc/{id}", methods=("PUT", "POST"))
@@ -80,6 +79,7 @@ def delete(node: Node, request: Request) -> Response:
         if_primary_term=_int_or_none(request.params.get("if_primary_term"), "if_primary_term"),
         version=_int_or_none(request.params.get("version"), "version"),
         version_type=request.params.get("version_type"),
+        routing=request.params.get("routing"),
     )
     _after_write(index, request, body)
     return Response(status, body)
@@ -264,6 +264,7 @@ def bulk(node: Node, request: Request) -> Response:
     default_index = request.parts.get("index")
     items: list[dict[str, Any]] = []
     touched: dict[str, Index] = {}
+    touched_shards: dict[str, set[int]] = {}
     position = 0
     actions = _parse_bulk(lines, default_index)
     require_alias = request.flag("require_alias")
@@ -287,6 +288,7 @@ def bulk(node: Node, request: Request) -> Response:
                 index = node.index_for_write(name)
             touched[index.name] = index
             status, result = _bulk_item(index, action, doc_id, meta, payload, source_default)
+            touched_shards.setdefault(index.name, set()).add(index.shard_of(result["_id"]))
             result["status"] = status
             items.append({_item_key(action, meta): result})
         except errors.EngineError as exc:
@@ -297,7 +299,7 @@ def bulk(node: Node, request: Request) -> Response:
     refresh = request.params.get("refresh")
     if refresh in ("", "true", "wait_for"):
         for index in touched.values():
-            index.refresh()
+            index.refresh(touched_shards.get(index.name, set()))
     return Response(200, {
         "took": int((time.perf_counter() - started) * 1000),
         "errors": any("error" in next(iter(item.values())) for item in items),
@@ -408,7 +410,7 @@ def _bulk_item(index: Index, action: str, doc_id: str | None, meta: dict[str, An
     if action == "delete":
         return index.delete_doc(doc_id, if_seq_no=if_seq_no, if_primary_term=if_primary_term,
                                 version=_int_or_none(meta.get("version"), "version"),
-                                version_type=meta.get("version_type"))
+                                version_type=meta.get("version_type"), routing=meta.get("routing"))
     status, result = index.update_doc(doc_id, payload, if_seq_no=if_seq_no, if_primary_term=if_primary_term,
                                       routing=meta.get("routing"))
     # The item's body, then its metadata line, then the request's ?_source say what the item's `get` returns.

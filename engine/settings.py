@@ -160,6 +160,11 @@ class IndexSettings:
         return parse_time_value(self.flat.get("index.refresh_interval", "1s"), "index.refresh_interval")
 
     @property
+    def number_of_routing_shards(self) -> int | None:
+        value = self.flat.get("index.number_of_routing_shards")
+        return int(value) if value is not None else None
+
+    @property
     def nested_objects_limit(self) -> int:
         return int(self.flat.get("index.mapping.nested_objects.limit", 10000))
 
