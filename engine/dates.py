@@ -1,11 +1,11 @@
 """OpenSearch date formats: parsing dates to epoch nanoseconds and printing them back.
 
-A ``date`` field keeps epoch milliseconds and a ``date_nanos`` field epoch nanoseconds, both as exact Python ints.
-A mapping's ``format`` is a ``||``-separated list, tried in order; each entry is a built-in name
+A ``date`` field keeps epoch milliseconds and a ``date_nanos`` field epoch nanoseconds, both as exact Python
+ints. A mapping's ``format`` is a ``||``-separated list, tried in order; each entry is a built-in name
 (``strict_date_optional_time``, ``epoch_millis``, ...) or a ``java.time`` pattern such as
-``yyyy-MM-dd HH:mm:ss.SSS``, which is compiled once into a regular expression with one uniquely named group per
-pattern letter run. Printing follows OpenSearch's printers: ``strict_date_optional_time`` prints three fraction
-digits for ``date`` and three to nine (trailing zeros dropped) for ``date_nanos``.
+``yyyy-MM-dd HH:mm:ss.SSS``, which is compiled once into a regular expression with one uniquely named group
+per pattern letter run. Printing follows OpenSearch's printers: ``strict_date_optional_time`` prints three
+fraction digits for ``date`` and three to nine (trailing zeros dropped) for ``date_nanos``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ def parse_to_nanos(value: object, formats: str = DEFAULT_DATE_FORMAT) -> int:
 
 
 def parse_date(value: object, formats: str = DEFAULT_DATE_FORMAT) -> int:
-    """Epoch milliseconds of ``value`` (the instant floored to the millisecond, as ``Instant.toEpochMilli``)."""
+    """Epoch milliseconds of ``value`` (the instant floored to the millisecond, as
+    ``Instant.toEpochMilli``)."""
     return parse_to_nanos(value, formats) // NANOS_PER_MILLI
 
 
@@ -111,14 +112,16 @@ def _offset_seconds(offset: str | None) -> int:
     return sign * (hours * 3600 + minutes * 60)
 
 
-# ----- java.time patterns ------------------------------------------------------------------------------------------
+# ----- java.time patterns -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Pattern:
     regex: re.Pattern[str]
     groups: tuple[tuple[str, str, int], ...]  # (group name, pattern letter, run length)
-    tokens: tuple[tuple[str, int], ...]  # for printing: (letter or "" for a literal, run length or literal text)
+    tokens: tuple[
+        tuple[str, int], ...
+    ]  # for printing: (letter or "" for a literal, run length or literal text)
     literals: tuple[str, ...]
 
 
@@ -164,14 +167,14 @@ def _compile_pattern(pattern: str) -> _Pattern:
 
 def _letter_regex(letter: str, run: int) -> str:
     if letter in ("y", "u"):
-        return r"\d{2}" if run == 2 else (r"\d{4}" if run == 4 else r"[+-]?\d{%d,9}" % run)
+        return r"\d{2}" if run == 2 else (r"\d{4}" if run == 4 else rf"[+-]?\d{{{run},9}}")
     if letter == "M" and run >= 3:
         return "[a-z]{3}" if run == 3 else "[a-z]+"
     if letter in _DIGITS:
         width = _DIGITS[letter]
-        return r"\d{1,%d}" % width if run == 1 else r"\d{%d}" % run
+        return rf"\d{{1,{width}}}" if run == 1 else rf"\d{{{run}}}"
     if letter == "S":
-        return r"\d{%d}" % run
+        return rf"\d{{{run}}}"
     if letter == "a":
         return "am|pm"
     if letter in ("E", "e"):
@@ -219,7 +222,7 @@ def _instant(pattern: _Pattern, match: re.Match[str]) -> int:
     return (_epoch_seconds(moment) - offset) * NANOS_PER_SECOND + nanos
 
 
-# ----- printing ----------------------------------------------------------------------------------------------------
+# ----- printing ---------------------------------------------------------------------------------------------
 
 
 def format_nanos(nanos: int, fmt: str | None = None, field_type: str = "date") -> str:

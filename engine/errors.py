@@ -9,8 +9,10 @@ The hierarchy is flat on purpose: OpenSearch clients switch on ``error.type`` an
 factory below names the OpenSearch exception type it imitates and the status OpenSearch gives it.
 
     EngineError
-      (400) illegal_argument_exception, mapper_parsing_exception, parsing_exception, x_content_parse_exception,
-            resource_already_exists_exception, action_request_validation_exception, search_context_missing (404)
+      (400) illegal_argument_exception, mapper_parsing_exception, parsing_exception,
+      x_content_parse_exception,
+            resource_already_exists_exception, action_request_validation_exception, search_context_missing
+            (404)
       (404) index_not_found_exception, document_missing_exception, resource_not_found_exception
       (409) version_conflict_engine_exception
 """
@@ -103,7 +105,9 @@ def document_missing(index: str, doc_id: str) -> EngineError:
 
 
 def search_context_missing(context_id: str) -> EngineError:
-    return EngineError(404, "search_context_missing_exception", f"No search context found for id [{context_id}]")
+    return EngineError(
+        404, "search_context_missing_exception", f"No search context found for id [{context_id}]"
+    )
 
 
 def resource_not_found(reason: str) -> EngineError:
@@ -111,8 +115,9 @@ def resource_not_found(reason: str) -> EngineError:
 
 
 def did_you_mean(unknown: str, candidates: list[str]) -> str:
-    """The suffix OpenSearch's ObjectParser adds to an unknown field error (SuggestingErrorOnUnknown): candidates
-    whose Lucene Levenshtein similarity (1 - edits / longest length) to ``unknown`` is above 0.5, best first."""
+    """The suffix OpenSearch's ObjectParser adds to an unknown field error (SuggestingErrorOnUnknown):
+    candidates whose Lucene Levenshtein similarity (1 - edits / longest length) to ``unknown`` is above 0.5,
+    best first."""
     scored = []
     for candidate in candidates:
         similarity = 1.0 - _edit_distance(unknown, candidate) / max(len(unknown), len(candidate), 1)

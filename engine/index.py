@@ -1,9 +1,9 @@
 """One index: documents with versions and sequence numbers, near-real-time refresh, durability.
 
-Writes change ``docs`` (the real-time view that ``GET _doc`` reads) and go to the translog at once; they become
-searchable at the next refresh, which indexes the pending documents into the :class:`InvertedStore` and takes a
-new :class:`Searcher`. As in OpenSearch, a refresh happens every ``index.refresh_interval`` (1s by default,
-``-1`` disables it), on ``POST _refresh`` and on writes with ``?refresh``.
+Writes change ``docs`` (the real-time view that ``GET _doc`` reads) and go to the translog at once; they
+become searchable at the next refresh, which indexes the pending documents into the :class:`InvertedStore` and
+takes a new :class:`Searcher`. As in OpenSearch, a refresh happens every ``index.refresh_interval`` (1s by
+default, ``-1`` disables it), on ``POST _refresh`` and on writes with ``?refresh``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from .settings import IndexSettings
 from .store import IndexFiles, Translog
 
 VERSION_TYPES = ("internal", "external", "external_gte")
-UPDATE_REQUEST_FIELDS = ("script", "scripted_upsert", "upsert", "doc", "doc_as_upsert", "detect_noop", "_source")
+UPDATE_REQUEST_FIELDS = ("script", "scripted_upsert", "upsert", "doc", "doc_as_upsert", "detect_noop",
+                         "_source")
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Index:
         self.last_refresh = time.monotonic()
         self.searcher = self._take_searcher()
 
-    # ----- metadata -------------------------------------------------------------------------------------------------
+    # ----- metadata -----------------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -94,7 +95,7 @@ class Index:
     def shards_header(self) -> dict[str, int]:
         return {"total": 1 + self.settings.number_of_replicas, "successful": 1, "failed": 0}
 
-    # ----- writes ---------------------------------------------------------------------------------------------------
+    # ----- writes -------------------------------------------------------------------------------------------
     def index_doc(
         self,
         doc_id: str | None,
@@ -153,8 +154,14 @@ class Index:
         self._log({"o": "d", "id": doc_id, "q": entry.seq_no, "v": new_version})
         return (200 if found else 404), self._write_result(entry, "deleted" if found else "not_found")
 
-    def update_doc(self, doc_id: str, body: Any, if_seq_no: int | None = None,
-                   if_primary_term: int | None = None, routing: str | None = None) -> tuple[int, dict[str, Any]]:
+    def update_doc(
+        self,
+        doc_id: str,
+        body: Any,
+        if_seq_no: int | None = None,
+        if_primary_term: int | None = None,
+        routing: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         """Partial update: ``doc`` merged into the source, ``upsert`` / ``doc_as_upsert``, ``detect_noop``."""
         self._check_open()
         if not isinstance(body, dict):
@@ -170,14 +177,18 @@ class Index:
             raise errors.validation("script or doc is missing")
         if not isinstance(partial, dict):
             raise errors.mapper_parsing("failed to parse field [doc]")
-        if (if_seq_no is not None or if_primary_term is not None) and ("upsert" in body or body.get("doc_as_upsert")):
+        if (if_seq_no is not None or if_primary_term is not None) and (
+            "upsert" in body or body.get("doc_as_upsert")
+        ):
             raise errors.validation("upsert requests don't support `if_seq_no` and `if_primary_term`")
         current = self.docs.get(doc_id)
         if current is None or not current.found:
             if body.get("doc_as_upsert"):
                 return self.index_doc(doc_id, copy.deepcopy(partial), op_type="create", routing=routing)
             if "upsert" in body:
-                return self.index_doc(doc_id, copy.deepcopy(body["upsert"]), op_type="create", routing=routing)
+                return self.index_doc(
+                    doc_id, copy.deepcopy(body["upsert"]), op_type="create", routing=routing
+                )
             raise errors.document_missing(self.name, doc_id)
         self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
         merged = copy.deepcopy(current.source)
@@ -194,7 +205,7 @@ class Index:
             return
         if if_seq_no is None or if_primary_term is None:
             raise errors.validation("ifSeqNo is set, but primary term is [0]" if if_primary_term is None
-                                    else "ifSeqNo is unassigned, but primary term is [%d]" % if_primary_term)
+                                    else f"ifSeqNo is unassigned, but primary term is [{if_primary_term}]")
         if current is None or not current.found:
             raise errors.version_conflict(
                 self.name, doc_id,
@@ -233,7 +244,8 @@ class Index:
 
     def _parse(self, source: dict[str, Any], doc_id: str, routing: str | None,
                replaying: bool = False) -> tuple[ParsedDoc, Any]:
-        """The document's indexable values, with the ``_routing`` metadata field indexed as a docs-only term."""
+        """The document's indexable values, with the ``_routing`` metadata field indexed as a docs-only
+        term."""
         limit = None if replaying else self.settings.nested_objects_limit
         parsed, mapping_update = self.mapping.parse(source, doc_id, limit)
         if routing is not None:
@@ -265,7 +277,7 @@ class Index:
         if self.translog is not None:
             self.translog.sync()
 
-    # ----- reads ----------------------------------------------------------------------------------------------------
+    # ----- reads --------------------------------------------------------------------------------------------
     def get_doc(self, doc_id: str, realtime: bool = True) -> DocVersion | None:
         self._check_open()
         if realtime:
@@ -277,7 +289,7 @@ class Index:
     def doc_count(self) -> int:
         return len(self.visible)
 
-    # ----- refresh --------------------------------------------------------------------------------------------------
+    # ----- refresh ------------------------------------------------------------------------------------------
     def refresh_due(self, now: float) -> bool:
         interval = self.settings.refresh_interval
         return bool(self.pending) and interval is not None and now - self.last_refresh >= interval
@@ -355,7 +367,7 @@ class Index:
             generation=self.generation,
         )
 
-    # ----- recovery -------------------------------------------------------------------------------------------------
+    # ----- recovery -----------------------------------------------------------------------------------------
     def replay(self, op: dict[str, Any]) -> None:
         """Re-apply one translog operation during recovery (no validation, no logging)."""
         doc_id = op["id"]
@@ -371,15 +383,25 @@ class Index:
         ops = []
         for entry in sorted(self.docs.values(), key=lambda e: e.seq_no):
             if entry.found:
-                ops.append({"o": "i", "id": entry.id, "s": entry.source, "q": entry.seq_no, "v": entry.version,
-                            "r": entry.routing})
+                ops.append(
+                    {
+                        "o": "i",
+                        "id": entry.id,
+                        "s": entry.source,
+                        "q": entry.seq_no,
+                        "v": entry.version,
+                        "r": entry.routing,
+                    }
+                )
             else:
                 ops.append({"o": "d", "id": entry.id, "q": entry.seq_no, "v": entry.version})
         return ops
 
     def _check_open(self) -> None:
         if self.closed:
-            raise errors.EngineError(400, "index_closed_exception", "closed", index=self.name, index_uuid=self.uuid)
+            raise errors.EngineError(
+                400, "index_closed_exception", "closed", index=self.name, index_uuid=self.uuid
+            )
 
 
 def _check_id(doc_id: str) -> None:

@@ -1,7 +1,7 @@
 """Index mappings: validation, additive merges, dynamic mapping, and parsing documents into indexable values.
 
-A :class:`Mapping` keeps the mapping JSON as OpenSearch returns it (``properties`` tree as given, plus dynamically
-added fields) and a flat table of :class:`Field` objects, one per leaf path, multi-fields included
+A :class:`Mapping` keeps the mapping JSON as OpenSearch returns it (``properties`` tree as given, plus
+dynamically added fields) and a flat table of :class:`Field` objects, one per leaf path, multi-fields included
 (``title.keyword``). :meth:`Mapping.parse` turns a document's ``_source`` into a :class:`ParsedDoc`: analysed
 term frequencies for text, terms for keyword/boolean, numbers for numeric and date fields, encoded feature
 frequencies for ``rank_feature(s)`` and arrays for ``knn_vector``.
@@ -30,14 +30,15 @@ from .values import (
 
 TEXT_TYPES = ("text", "match_only_text")
 TERM_TYPES = ("keyword", "boolean", "ip", "constant_keyword", "wildcard")
-LEAF_TYPES = (
-    TEXT_TYPES + TERM_TYPES + NUMERIC_TYPES
-    + ("date", "date_nanos", "rank_feature", "rank_features", "knn_vector", "binary", "geo_point", "completion")
+LEAF_TYPES = TEXT_TYPES + TERM_TYPES + NUMERIC_TYPES + (
+    "date", "date_nanos", "rank_feature", "rank_features", "knn_vector", "binary", "geo_point", "completion",
 )
 OBJECT_TYPES = ("object", "nested", "flat_object")
 # Parameters OpenSearch lets a put-mapping change on an existing field; any other change is a conflict.
-UPDATABLE_PARAMS = {"ignore_above", "search_analyzer", "search_quote_analyzer", "fields", "meta", "ignore_malformed",
-                    "null_value", "boost", "copy_to", "use_similarity"}
+UPDATABLE_PARAMS = {
+    "ignore_above", "search_analyzer", "search_quote_analyzer", "fields", "meta", "ignore_malformed",
+    "null_value", "boost", "copy_to", "use_similarity",
+}
 
 
 @dataclass
@@ -67,7 +68,9 @@ class Field:
 class ParsedDoc:
     """A document's indexable values, keyed by field path."""
 
-    text: dict[str, tuple[dict[str, int], int]] = field(default_factory=dict)  # path -> (term -> freq, length)
+    text: dict[str, tuple[dict[str, int], int]] = field(
+        default_factory=dict
+    )  # path -> (term -> freq, length)
     terms: dict[str, list[str]] = field(default_factory=dict)  # keyword / boolean / ip terms
     numbers: dict[str, list[int | float]] = field(default_factory=dict)  # numeric and date (epoch millis)
     features: dict[str, dict[str, int]] = field(default_factory=dict)  # path -> feature name -> encoded freq
@@ -85,9 +88,10 @@ class Mapping:
         if body:
             self.merge(body)
 
-    # ----- validation and merging -------------------------------------------------------------------------------
+    # ----- validation and merging ---------------------------------------------------------------------------
     def merge(self, update: dict[str, Any]) -> bool:
-        """Add ``update`` to this mapping (put-mapping semantics); raise on conflicts. True when anything changed."""
+        """Add ``update`` to this mapping (put-mapping semantics); raise on conflicts. True when anything
+        changed."""
         if not isinstance(update, dict):
             raise errors.mapper_parsing("Root mapping definition must be an object")
         merged = copy.deepcopy(self.body)
@@ -97,11 +101,24 @@ class Mapping:
                     raise errors.mapper_parsing("[properties] must be an object")
                 merged.setdefault("properties", {})
                 _merge_properties(merged["properties"], value, "")
-            elif key in ("dynamic", "_source", "_meta", "date_detection", "numeric_detection", "dynamic_templates",
-                         "_routing", "enabled", "_field_names", "_all", "_size"):
+            elif key in (
+                "dynamic",
+                "_source",
+                "_meta",
+                "date_detection",
+                "numeric_detection",
+                "dynamic_templates",
+                "_routing",
+                "enabled",
+                "_field_names",
+                "_all",
+                "_size",
+            ):
                 merged[key] = copy.deepcopy(value)
             else:
-                raise errors.mapper_parsing(f"Root mapping definition has unsupported parameters:  [{key} : {value}]")
+                raise errors.mapper_parsing(
+                    f"Root mapping definition has unsupported parameters:  [{key} : {value}]"
+                )
         fields, objects = self._compile(merged)
         changed = merged != self.body
         self.body, self.fields, self.objects = merged, fields, objects
@@ -130,7 +147,9 @@ class Mapping:
         if ftype is None:
             raise errors.mapper_parsing(f"No type specified for field [{path.rsplit('.', 1)[-1]}]")
         if ftype not in LEAF_TYPES:
-            raise errors.mapper_parsing(f"No handler for type [{ftype}] declared on field [{path.rsplit('.', 1)[-1]}]")
+            raise errors.mapper_parsing(
+                f"No handler for type [{ftype}] declared on field [{path.rsplit('.', 1)[-1]}]"
+            )
         result = Field(path, ftype, spec)
         if ftype in TEXT_TYPES:
             try:
@@ -149,15 +168,17 @@ class Mapping:
                 )
             space = (spec.get("method") or {}).get("space_type", spec.get("space_type", "l2"))
             if space not in SPACE_TYPES:
-                raise errors.mapper_parsing(f"Unable to parse mapping into KNNMethodContext. Invalid space type "
-                                            f"[{space}] for field [{path}]; choose one of {list(SPACE_TYPES)}")
+                raise errors.mapper_parsing(
+                    f"Unable to parse mapping into KNNMethodContext. Invalid space type "
+                    f"[{space}] for field [{path}]; choose one of {list(SPACE_TYPES)}"
+                )
         if ftype in ("rank_feature", "rank_features") and "positive_score_impact" in spec and not isinstance(
             spec["positive_score_impact"], bool
         ):
             raise errors.mapper_parsing(f"[positive_score_impact] on field [{path}] must be a boolean")
         return result
 
-    # ----- lookups ------------------------------------------------------------------------------------------------
+    # ----- lookups ------------------------------------------------------------------------------------------
     def field(self, path: str) -> Field | None:
         return self.fields.get(path)
 
@@ -170,7 +191,7 @@ class Mapping:
     def to_json(self) -> dict[str, Any]:
         return copy.deepcopy(self.body)
 
-    # ----- document parsing -------------------------------------------------------------------------------------
+    # ----- document parsing ---------------------------------------------------------------------------------
     def parse(self, source: dict[str, Any], doc_id: str,
               nested_limit: int | None = None) -> tuple[ParsedDoc, dict[str, Any] | None]:
         """Parse ``source``; returns the parsed values and a dynamic mapping update (or None)."""
@@ -180,12 +201,16 @@ class Mapping:
         try:
             self._parse_object(source, "", parsed, dynamic_props, doc_id, self.dynamic())
             if nested_limit is not None and parsed.nested_docs > nested_limit:
-                raise errors.mapper_parsing("failed to parse", caused_by={
-                    "type": "illegal_argument_exception",
-                    "reason": f"The number of nested documents has exceeded the allowed limit of [{nested_limit}]. "
-                              f"This limit can be set by changing the [index.mapping.nested_objects.limit] index "
-                              f"level setting.",
-                })
+                raise errors.mapper_parsing(
+                    "failed to parse",
+                    caused_by={
+                        "type": "illegal_argument_exception",
+                        "reason": "The number of nested documents has exceeded the allowed limit of "
+                                  f"[{nested_limit}]. "
+                        f"This limit can be set by changing the [index.mapping.nested_objects.limit] index "
+                        f"level setting.",
+                    },
+                )
         except Exception:
             self.fields, self.objects = saved  # a rejected document leaves no dynamic fields behind
             raise
@@ -197,12 +222,19 @@ class Mapping:
             # Values of newly mapped fields were collected under their inferred types already.
         return parsed, update
 
-    def _parse_object(self, obj: dict[str, Any], prefix: str, parsed: ParsedDoc, dynamic_props: dict[str, Any],
-                      doc_id: str, dynamic: str) -> None:
+    def _parse_object(
+        self,
+        obj: dict[str, Any],
+        prefix: str,
+        parsed: ParsedDoc,
+        dynamic_props: dict[str, Any],
+        doc_id: str,
+        dynamic: str,
+    ) -> None:
         for name, value in obj.items():
             if not name or name.strip(".") != name or ".." in name:
                 raise errors.mapper_parsing(
-                    f"field name cannot be an empty string" if not name else
+                    "field name cannot be an empty string" if not name else
                     f"object field starting or ending with a [.] makes object resolution ambiguous: [{name}]"
                 )
             path = f"{prefix}{name}"
@@ -220,7 +252,8 @@ class Mapping:
                 if not isinstance(value, dict | list):
                     if path in self.objects:
                         raise errors.mapper_parsing(
-                            f"object mapping for [{path}] tried to parse field [{name}] as object, but found a "
+                            f"object mapping for [{path}] tried to parse field [{name}] as object, but "
+                            "found a "
                             f"concrete value"
                         )
                 items = value if isinstance(value, list) else [value]
@@ -229,7 +262,8 @@ class Mapping:
                         continue
                     if not isinstance(item, dict):
                         raise errors.mapper_parsing(
-                            f"object mapping for [{path}] tried to parse field [{name}] as object, but found a "
+                            f"object mapping for [{path}] tried to parse field [{name}] as object, but "
+                            "found a "
                             f"concrete value"
                         )
                     if path not in self.objects:
@@ -309,7 +343,9 @@ class Mapping:
                 if item is None:
                     continue
                 if isinstance(item, dict | list):
-                    raise ValueError(f"Can't get text on a {'START_OBJECT' if isinstance(item, dict) else 'START_ARRAY'}")
+                    raise ValueError(
+                        f"Can't get text on a {'START_OBJECT' if isinstance(item, dict) else 'START_ARRAY'}"
+                    )
                 self._parse_scalar(spec, item, parsed)
         except ValueError as exc:
             if spec.params.get("ignore_malformed"):
@@ -349,7 +385,9 @@ class Mapping:
         elif ftype == "boolean":
             parsed.terms.setdefault(path, []).append("true" if coerce_boolean(item) else "false")
         elif ftype in ("date", "date_nanos"):
-            parsed.numbers.setdefault(path, []).append(parse_date_value(item, ftype, spec.params.get("format")))
+            parsed.numbers.setdefault(path, []).append(
+                parse_date_value(item, ftype, spec.params.get("format"))
+            )
         elif ftype in NUMERIC_TYPES:
             number = coerce_number(item, ftype, bool(spec.params.get("coerce", True)))
             if ftype == "half_float":
@@ -383,7 +421,9 @@ def _parse_rank_features(value: Any, path: str, positive_impact: bool = True) ->
     """Encoded features of a ``rank_features`` value; with a negative score impact each value is stored as its
     inverse (RankFeaturesFieldMapper), so that higher values score lower."""
     if not isinstance(value, dict):
-        raise ValueError(f"[rank_features] fields must be json objects, expected a START_OBJECT but got: {value!r}")
+        raise ValueError(
+            f"[rank_features] fields must be json objects, expected a START_OBJECT but got: {value!r}"
+        )
     out: dict[str, int] = {}
     for key, weight in value.items():
         if isinstance(weight, list):
@@ -399,7 +439,9 @@ def _parse_rank_features(value: Any, path: str, positive_impact: bool = True) ->
 
 
 def _parse_vector(value: Any, spec: Field) -> np.ndarray:
-    if not isinstance(value, list) or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
         raise ValueError("Vector values must be an array of numbers")
     vector = np.asarray(value, dtype=np.float32)
     dimension = int(spec.params["dimension"])
@@ -481,7 +523,8 @@ def is_typed_mapping(body: Any) -> bool:
 
 
 def _keep_object_types(update: dict[str, Any], existing: dict[str, Any]) -> None:
-    """A dynamic update adds fields under existing objects: give each such object its mapped type (``nested``)."""
+    """A dynamic update adds fields under existing objects: give each such object its mapped type
+    (``nested``)."""
     for name, spec in update.items():
         current = existing.get(name)
         if isinstance(current, dict) and isinstance(spec, dict) and "properties" in spec:
@@ -513,7 +556,9 @@ def _merge_properties(target: dict[str, Any], update: dict[str, Any], prefix: st
     for name, spec in _expand_dotted(update).items():
         path = f"{prefix}{name}"
         if not isinstance(spec, dict):
-            raise errors.mapper_parsing(f"Expected map for property [fields] on field [{name}] but got a {type(spec).__name__}")
+            raise errors.mapper_parsing(
+                f"Expected map for property [fields] on field [{name}] but got a {type(spec).__name__}"
+            )
         if name in target:
             existing = target[name]
             old_type = existing.get("type", "object")
@@ -521,7 +566,9 @@ def _merge_properties(target: dict[str, Any], update: dict[str, Any], prefix: st
             if old_type in OBJECT_TYPES or new_type in OBJECT_TYPES:
                 if old_type != new_type:
                     if old_type in OBJECT_TYPES:
-                        raise errors.illegal_argument(f"can't merge a non object mapping [{path}] with an object mapping")
+                        raise errors.illegal_argument(
+                            f"can't merge a non object mapping [{path}] with an object mapping"
+                        )
                     raise errors.illegal_argument(
                         f"mapper [{path}] cannot be changed from type [{old_type}] to [{new_type}]"
                     )
@@ -532,11 +579,16 @@ def _merge_properties(target: dict[str, Any], update: dict[str, Any], prefix: st
                 _merge_properties(existing["properties"], spec.get("properties", {}), path + ".")
                 continue
             if old_type != new_type:
-                raise errors.illegal_argument(f"mapper [{path}] cannot be changed from type [{old_type}] to [{new_type}]")
+                raise errors.illegal_argument(
+                    f"mapper [{path}] cannot be changed from type [{old_type}] to [{new_type}]"
+                )
             conflicts = [
                 f"Cannot update parameter [{key}] from [{existing.get(key)}] to [{spec.get(key)}]"
                 for key in sorted(set(existing) | set(spec))
-                if key not in UPDATABLE_PARAMS and key != "type" and key in spec and existing.get(key) != spec.get(key)
+                if key not in UPDATABLE_PARAMS
+                and key != "type"
+                and key in spec
+                and existing.get(key) != spec.get(key)
             ]
             if conflicts:
                 raise errors.illegal_argument(

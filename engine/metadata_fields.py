@@ -3,8 +3,8 @@
 They have no entry in an index's mapping, so the query parser asks here first. Their behaviour follows
 OpenSearch's metadata field mappers:
 
-- ``_id``: ``term`` / ``terms`` / ``match`` build a constant-score ``TermInSetQuery`` (IdFieldType); ``exists``
-  matches every document. It is answered from the index's id table, not from postings.
+- ``_id``: ``term`` / ``terms`` / ``match`` build a constant-score ``TermInSetQuery`` (IdFieldType);
+  ``exists`` matches every document. It is answered from the index's id table, not from postings.
 - ``_index``: a constant field (IndexFieldType): a term matches every document when it names the index (``*``
   wildcards allowed), nothing otherwise.
 - ``_routing``: an indexed, docs-only keyword (RoutingFieldMapper); the index adds it to a document's terms.
@@ -24,9 +24,19 @@ import numpy as np
 if TYPE_CHECKING:
     from .searcher import Searcher
 
-METADATA_FIELDS = frozenset({
-    "_id", "_index", "_routing", "_source", "_seq_no", "_primary_term", "_version", "_ignored", "_field_names",
-})
+METADATA_FIELDS = frozenset(
+    {
+        "_id",
+        "_index",
+        "_routing",
+        "_source",
+        "_seq_no",
+        "_primary_term",
+        "_version",
+        "_ignored",
+        "_field_names",
+    }
+)
 ALWAYS_PRESENT_METADATA = frozenset({"_id", "_index", "_seq_no", "_primary_term", "_version"})
 EXISTS_QUERYABLE_METADATA = ALWAYS_PRESENT_METADATA | {"_routing", "_ignored", "_field_names"}
 
@@ -52,8 +62,8 @@ def index_name_matches(pattern: str, index_name: str, case_insensitive: bool = F
 def ids_mask(s: Searcher, ids: Iterable[str]) -> np.ndarray:
     """Mask of the view's live documents whose ``_id`` is one of ``ids``.
 
-    The index's id table gives each id's newest ordinal; an ordinal below the view's ``max_ord`` is the one the
-    view sees. Ids written or deleted after the view was taken are looked up in the view's own documents.
+    The index's id table gives each id's newest ordinal; an ordinal below the view's ``max_ord`` is the one
+    the view sees. Ids written or deleted after the view was taken are looked up in the view's own documents.
     """
     mask = np.zeros(s.max_ord, dtype=np.bool_)
     visible = s.index.visible

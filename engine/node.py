@@ -53,7 +53,7 @@ class Node:
         if self.data_dir is not None:
             self._recover()
 
-    # ----- recovery -------------------------------------------------------------------------------------------------
+    # ----- recovery -----------------------------------------------------------------------------------------
     def _recover(self) -> None:
         assert self.data_dir is not None
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -65,8 +65,14 @@ class Node:
         for directory in index_dirs(self.data_dir):
             files = IndexFiles(directory)
             meta = files.read_meta()
-            index = Index(meta["name"], IndexSettings(meta["settings"]), meta["mappings"], meta.get("aliases"), files,
-                          uuid=meta["uuid"])
+            index = Index(
+                meta["name"],
+                IndexSettings(meta["settings"]),
+                meta["mappings"],
+                meta.get("aliases"),
+                files,
+                uuid=meta["uuid"],
+            )
             index.closed = bool(meta.get("closed", False))
             ops = 0
             for op in Translog.replay(files.translog_path):
@@ -80,17 +86,23 @@ class Node:
             if index.mapping.to_json() != meta["mappings"]:
                 index.persist_meta()
             self.indices[index.name] = index
-            log.info("recovered index [%s]: %d documents from %d operations", index.name, index.doc_count(), ops)
+            log.info(
+                "recovered index [%s]: %d documents from %d operations", index.name, index.doc_count(), ops
+            )
 
-    # ----- index lifecycle ------------------------------------------------------------------------------------------
+    # ----- index lifecycle ----------------------------------------------------------------------------------
     def create_index(self, name: str, body: dict[str, Any] | None) -> Index:
         _validate_index_name(name)
         if name in self.indices:
             raise errors.index_already_exists(name, self.indices[name].uuid)
         if name in self.alias_names():
-            raise errors.EngineError(400, "invalid_index_name_exception",
-                                     f"Invalid index name [{name}], an alias with the same name already exists",
-                                     index=name, index_uuid="_na_")
+            raise errors.EngineError(
+                400,
+                "invalid_index_name_exception",
+                f"Invalid index name [{name}], an alias with the same name already exists",
+                index=name,
+                index_uuid="_na_",
+            )
         body = body or {}
         unknown = set(body) - {"settings", "mappings", "aliases"}
         if unknown:
@@ -118,13 +130,14 @@ class Node:
         if index.files is not None:
             index.files.destroy()
 
-    # ----- name resolution ------------------------------------------------------------------------------------------
+    # ----- name resolution ----------------------------------------------------------------------------------
     def alias_names(self) -> set[str]:
         return {alias for index in self.indices.values() for alias in index.aliases}
 
     def resolve(self, expression: str | None, ignore_unavailable: bool = False, allow_no_indices: bool = True,
                 include_closed: bool = False, expand_wildcards: str = "open") -> list[Index]:
-        """Indices named by an OpenSearch index expression: names, aliases, wildcards, ``_all``, ``-exclusions``."""
+        """Indices named by an OpenSearch index expression: names, aliases, wildcards, ``_all``,
+        ``-exclusions``."""
         if expression in (None, "", "_all", "*"):
             return sorted((i for i in self.indices.values() if include_closed or not i.closed or
                            "closed" in expand_wildcards or expand_wildcards == "all"), key=lambda i: i.name)
@@ -166,7 +179,8 @@ class Node:
         return sorted(selected.values(), key=lambda i: i.name)
 
     def index_for_write(self, name: str, create: bool = True) -> Index:
-        """The index a document write goes to; created with dynamic mapping when missing (auto_create_index)."""
+        """The index a document write goes to; created with dynamic mapping when missing
+        (auto_create_index)."""
         if name in self.indices:
             return self.indices[name]
         aliased = [i for i in self.indices.values() if name in i.aliases]
@@ -177,8 +191,10 @@ class Node:
             if len(writers) == 1:
                 return writers[0]
             raise errors.illegal_argument(
-                f"no write index is defined for alias [{name}]. The write index may be explicitly disabled using "
-                f"is_write_index=false or the alias points to multiple indices without one being designated as a "
+                f"no write index is defined for alias [{name}]. The write index may be explicitly disabled "
+                "using "
+                "is_write_index=false or the alias points to multiple indices without one being designated "
+                "as a "
                 f"write index"
             )
         if not create:
@@ -186,8 +202,9 @@ class Node:
         return self.create_index(name, None)
 
     def alias_filter(self, expression: str | None, index: Index) -> dict[str, Any] | None:
-        """The filter a search through ``expression`` applies to ``index``: None when the index is named directly
-        (or through an alias without a filter), else the alias filters OR-ed together, as OpenSearch does."""
+        """The filter a search through ``expression`` applies to ``index``: None when the index is named
+        directly (or through an alias without a filter), else the alias filters OR-ed together, as OpenSearch
+        does."""
         filters: list[Any] = []
         for part in (expression or "_all").split(","):
             part = part.strip()
@@ -208,7 +225,7 @@ class Node:
             raise errors.index_not_found(name)
         return indices[0]
 
-    # ----- refresh --------------------------------------------------------------------------------------------------
+    # ----- refresh ------------------------------------------------------------------------------------------
     def scheduled_refresh(self) -> None:
         now = time.monotonic()
         for index in list(self.indices.values()):
@@ -216,7 +233,7 @@ class Node:
                 index.refresh()
         self._expire_contexts()
 
-    # ----- search contexts ------------------------------------------------------------------------------------------
+    # ----- search contexts ----------------------------------------------------------------------------------
     def cluster_setting(self, key: str, default: str) -> str:
         """A cluster setting's value: transient over persistent over the default."""
         for scope in ("transient", "persistent"):
@@ -227,11 +244,14 @@ class Node:
     def keep_alive_seconds(self, keep_alive: Any) -> float:
         """A scroll or PIT keep-alive in seconds, refused above ``search.max_keep_alive`` (24h by default)."""
         seconds = parse_time_value(keep_alive, "keep_alive") or 0.0
-        maximum = parse_time_value(self.cluster_setting("search.max_keep_alive", "24h"), "search.max_keep_alive")
+        maximum = parse_time_value(
+            self.cluster_setting("search.max_keep_alive", "24h"), "search.max_keep_alive"
+        )
         if maximum is not None and seconds > maximum:
             raise errors.illegal_argument(
                 f"Keep alive for request ({format_time_value(seconds)}) is too large. It must be less than "
-                f"({format_time_value(maximum)}). This limit can be set by changing the [search.max_keep_alive] "
+                f"({format_time_value(maximum)}). This limit can be set by changing the "
+                "[search.max_keep_alive] "
                 f"cluster level setting."
             )
         return seconds
@@ -240,7 +260,9 @@ class Node:
         seconds = self.keep_alive_seconds(keep_alive)
         raw = f"{kind}:{secrets.token_hex(16)}".encode()
         context_id = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-        context = SearchContext(context_id, views, seconds, time.monotonic() + seconds, int(time.time() * 1000))
+        context = SearchContext(
+            context_id, views, seconds, time.monotonic() + seconds, int(time.time() * 1000)
+        )
         (self.scrolls if kind == "scroll" else self.pits)[context_id] = context
         return context
 
@@ -274,7 +296,9 @@ def alias_metadata(spec: Any) -> dict[str, Any]:
         return {}
     if not isinstance(spec, dict):
         raise errors.parsing(f"[alias] expected an object but found [{spec}]")
-    unknown = [key for key in spec if key not in ALIAS_KEYS + ("index", "indices", "alias", "aliases", "must_exist")]
+    unknown = [
+        key for key in spec if key not in ALIAS_KEYS + ("index", "indices", "alias", "aliases", "must_exist")
+    ]
     if unknown:
         raise errors.illegal_argument(f"[alias] unknown field [{unknown[0]}]")
     out: dict[str, Any] = {}
@@ -305,8 +329,13 @@ def _validate_index_name(name: str) -> None:
     elif len(name.encode()) > 255:
         problems = "index name is too long, (" + str(len(name.encode())) + " > 255)"
     if problems:
-        raise errors.EngineError(400, "invalid_index_name_exception", f"Invalid index name [{name}], {problems}",
-                                 index=name, index_uuid="_na_")
+        raise errors.EngineError(
+            400,
+            "invalid_index_name_exception",
+            f"Invalid index name [{name}], {problems}",
+            index=name,
+            index_uuid="_na_",
+        )
 
 
 def data_dir_from_env() -> str | None:

@@ -1,9 +1,9 @@
 """The searchable structures of one index: postings, norms, doc values, features and vectors.
 
-Documents are numbered by *ordinals* in the order a refresh made them visible (Lucene's doc ids without merges):
-an updated document gets a new ordinal and its old one dies. Every structure is append-only by ordinal, so a
-:class:`~nirbridge.engine.searcher.Searcher` taken at a refresh keeps seeing exactly its own documents: it reads
-ordinals below its ``max_ord`` and masks the ones that were dead when it was taken.
+Documents are numbered by *ordinals* in the order a refresh made them visible (Lucene's doc ids without
+merges): an updated document gets a new ordinal and its old one dies. Every structure is append-only by
+ordinal, so a :class:`~nirbridge.engine.searcher.Searcher` taken at a refresh keeps seeing exactly its own
+documents: it reads ordinals below its ``max_ord`` and masks the ones that were dead when it was taken.
 
 Postings are numpy arrays (ordinals ascending, frequencies) replaced, never mutated, when a refresh appends to
 them, so concurrent readers are safe without locks.
@@ -94,8 +94,8 @@ def _append(existing: Posting | None, ords: list[int], freqs: list[int], freq_dt
 class _FlatPostings:
     """The (term, freq) pairs of one field for a batch of documents, flat, grouped by term at the end.
 
-    Grouping with one stable numpy sort (instead of a Python list per term per document) keeps a refresh's cost
-    in C: each document contributes its term dict's keys and values in bulk, and each term's new postings
+    Grouping with one stable numpy sort (instead of a Python list per term per document) keeps a refresh's
+    cost in C: each document contributes its term dict's keys and values in bulk, and each term's new postings
     come out as contiguous slices, ordinals ascending.
     """
 
@@ -120,7 +120,9 @@ class _FlatPostings:
         setdefault = vocab.setdefault
         term_ids = np.fromiter([setdefault(t, len(vocab)) for t in self.terms], dtype=np.int64,
                                count=len(self.terms))
-        ords = np.repeat(np.asarray(self.doc_ords, dtype=np.int32), np.asarray(self.doc_sizes, dtype=np.int64))
+        ords = np.repeat(
+            np.asarray(self.doc_ords, dtype=np.int32), np.asarray(self.doc_sizes, dtype=np.int64)
+        )
         freqs = np.asarray(self.freqs, dtype=np.float32)
         order = np.argsort(term_ids, kind="stable")  # stable: each term's ordinals stay ascending
         ords, freqs = ords[order], freqs[order]
@@ -208,7 +210,7 @@ class InvertedStore:
                 tf.postings[term] = _append(tf.postings.get(term), ords, [1] * len(ords), np.float32)
                 for o in ords:
                     counts[o] = counts.get(o, 0) + 1
-            # Docs-only fields: Lucene takes sumTotalTermFreq = sumDocFreq, so a doc's "length" is its term count.
+            # Docs-only fields: Lucene sets sumTotalTermFreq = sumDocFreq; a doc's "length" is its term count.
             ords_arr = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
             tf.lengths.set(ords_arr, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
         for path, (ords, values) in number_new.items():

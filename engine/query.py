@@ -17,7 +17,17 @@ from typing import Any
 import numpy as np
 
 from . import errors
+from .dates import parse_date_value
 from .mapping import TEXT_TYPES, Field, Mapping
+from .metadata_fields import (
+    ALWAYS_PRESENT_METADATA,
+    EXISTS_QUERYABLE_METADATA,
+    METADATA_FIELDS,
+    ids_mask,
+    index_name_matches,
+    not_searchable_reason,
+)
+from .postings import INT64_TYPES
 from .scoring import (
     ONE,
     bm25_avgdl,
@@ -30,16 +40,6 @@ from .scoring import (
     saturation_scores,
     sigmoid_scores,
 )
-from .dates import parse_date_value
-from .metadata_fields import (
-    ALWAYS_PRESENT_METADATA,
-    EXISTS_QUERYABLE_METADATA,
-    METADATA_FIELDS,
-    ids_mask,
-    index_name_matches,
-    not_searchable_reason,
-)
-from .postings import INT64_TYPES
 from .searcher import Searcher
 from .values import NUMERIC_TYPES, coerce_boolean, coerce_number
 
@@ -118,7 +118,8 @@ class TermLeg:
 
 
 def bm25_legs(legs: list[TermLeg], ords: np.ndarray) -> np.ndarray:
-    """The float32 BM25 score of every posting of ``legs`` (``ords``: their ordinals, concatenated), in one pass.
+    """The float32 BM25 score of every posting of ``legs`` (``ords``: their ordinals, concatenated), in one
+    pass.
 
     Per posting this is exactly ``scoring.bm25_scores``: ``weight - weight / (1f + freq * cache[norm])``, each
     operation in float32 (elementwise, so batching the terms changes no bit).
@@ -152,8 +153,9 @@ def _idf(doc_freq: int, doc_count: int) -> np.float32:
 
 
 def _inverse_norms(s: Searcher, path: str, doc_count: int, sum_ttf: int) -> np.ndarray | np.float32:
-    """``cache[norm byte]`` (BM25's 1 / (k1 * (1 - b + b * dl / avgdl))) of every ordinal of the view, float32,
-    computed once per view and field; for a field without norms the single value Lucene uses (norm 1)."""
+    """``cache[norm byte]`` (BM25's 1 / (k1 * (1 - b + b * dl / avgdl))) of every ordinal of the view,
+    float32, computed once per view and field; for a field without norms the single value Lucene uses (norm
+    1)."""
     key = ("inverse_norms", path)
     memo = s._cache
     cached = memo.get(key)  # type: ignore[arg-type]
@@ -238,8 +240,8 @@ class Bool(Node):
 
     def _run_terms(self, s: Searcher) -> Matches:
         """:meth:`run` when every scoring clause is a term (what ``match`` builds), without a dense array per
-        clause: all postings scored in one pass, then summed per document by one ``bincount``, in double and in
-        clause order (must, then should), exactly as :meth:`run` adds them."""
+        clause: all postings scored in one pass, then summed per document by one ``bincount``, in double and
+        in clause order (must, then should), exactly as :meth:`run` adds them."""
         n = s.max_ord
         must = [c.leg(s) for c in self.must]  # type: ignore[attr-defined]
         should = [c.leg(s) for c in self.should]  # type: ignore[attr-defined]
@@ -252,7 +254,13 @@ class Bool(Node):
         else:
             ords = np.empty(0, dtype=np.int32)
             total = np.zeros(n, dtype=np.float64)
-        if self.should and not must and not self.filter and not self.must_not and self.minimum_should_match <= 1:
+        if (
+            self.should
+            and not must
+            and not self.filter
+            and not self.must_not
+            and self.minimum_should_match <= 1
+        ):
             # A pure disjunction (``match`` with operator or): the matches are the postings' documents (live
             # already), and the sum is 0 elsewhere.
             mask = np.zeros(n, dtype=np.bool_)
@@ -330,7 +338,9 @@ class RankFeature(Node):
         elif self.function == "log":
             scores = log_scores(freqs, weight, np.float32(self.params["scaling_factor"]))
         elif self.function == "sigmoid":
-            scores = sigmoid_scores(freqs, weight, np.float32(self.params["pivot"]), np.float32(self.params["exponent"]))
+            scores = sigmoid_scores(
+                freqs, weight, np.float32(self.params["pivot"]), np.float32(self.params["exponent"])
+            )
         else:
             scores = linear_scores(freqs, weight)
         out.scores[posting.ords] = scores
@@ -384,9 +394,9 @@ class Knn(Node):
         return out
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Parsing
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class QueryParser:
@@ -401,16 +411,18 @@ class QueryParser:
         if not isinstance(query, dict) or len(query) != 1:
             if isinstance(query, dict) and not query:
                 raise errors.parsing("query malformed, empty clause found")
-            raise errors.parsing("[_na] query malformed, must start with start_object" if not isinstance(query, dict)
-                                 else f"[{next(iter(query))}] malformed query, expected [END_OBJECT] but found "
-                                      f"[FIELD_NAME]")
+            raise errors.parsing(
+                "[_na] query malformed, must start with start_object"
+                if not isinstance(query, dict)
+                else f"[{next(iter(query))}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]"
+            )
         name, body = next(iter(query.items()))
         handler = getattr(self, f"_q_{name}", None)
         if handler is None:
             raise errors.parsing(f"unknown query [{name}]", line=1, col=1)
         return handler(body)
 
-    # ----- compound ---------------------------------------------------------------------------------------------
+    # ----- compound -----------------------------------------------------------------------------------------
     def _q_match_all(self, body: dict[str, Any]) -> Node:
         return MatchAll(float(body.get("boost", 1.0)) if isinstance(body, dict) else 1.0)
 
@@ -425,8 +437,10 @@ class QueryParser:
         for key in body:
             if key not in known:
                 raise errors.parsing(f"[bool] query does not support [{key}]")
-        clauses = {key: [self.parse(q) for q in _as_list(body.get(key))] for key in ("must", "should", "filter",
-                                                                                      "must_not")}
+        clauses = {
+            key: [self.parse(q) for q in _as_list(body.get(key))]
+            for key in ("must", "should", "filter", "must_not")
+        }
         if not any(clauses.values()):
             return MatchAll(float(body.get("boost", 1.0)))
         msm_spec = body.get("minimum_should_match")
@@ -440,10 +454,13 @@ class QueryParser:
         return ConstantScore(self.parse(body["filter"]), float(body.get("boost", 1.0)))
 
     def _q_dis_max(self, body: dict[str, Any]) -> Node:
-        return DisMax([self.parse(q) for q in _as_list(body.get("queries"))], float(body.get("tie_breaker", 0.0)),
-                      float(body.get("boost", 1.0)))
+        return DisMax(
+            [self.parse(q) for q in _as_list(body.get("queries"))],
+            float(body.get("tie_breaker", 0.0)),
+            float(body.get("boost", 1.0)),
+        )
 
-    # ----- full text --------------------------------------------------------------------------------------------
+    # ----- full text ----------------------------------------------------------------------------------------
     def _q_match(self, body: dict[str, Any]) -> Node:
         path, params = _single_field(body, "match", value_key="query")
         return self.match_field(path, params["query"], params)
@@ -474,7 +491,9 @@ class QueryParser:
         terms = [Term(path, t) for t in tokens]
         operator = str(params.get("operator", "or")).lower()
         if operator not in ("or", "and"):
-            raise errors.illegal_argument(f"No enum constant org.opensearch.index.search.MatchQuery.Operator.{operator.upper()}")
+            raise errors.illegal_argument(
+                f"No enum constant org.opensearch.index.search.MatchQuery.Operator.{operator.upper()}"
+            )
         if len(terms) == 1:
             node: Node = terms[0]
             node.boost = boost
@@ -520,7 +539,8 @@ class QueryParser:
         analyzer = self.mapping.field(text_fields[0][0]).search_analyzer  # type: ignore[union-attr]
         tokens = analyzer.tokens(str(body["query"])) if analyzer else [str(body["query"])]
         per_term = [
-            DisMax([Term(p, t, b) for p, b in text_fields], float(body.get("tie_breaker", 0.0))) for t in tokens
+            DisMax([Term(p, t, b) for p, b in text_fields], float(body.get("tie_breaker", 0.0)))
+            for t in tokens
         ]
         if not per_term:
             return MatchNone()
@@ -534,9 +554,11 @@ class QueryParser:
         if "*" not in pattern:
             return [pattern]
         regex = re.compile("^" + re.escape(pattern).replace(r"\*", ".*") + "$")
-        return [p for p, f in self.mapping.fields.items() if regex.match(p) and (f.is_text or f.type == "keyword")]
+        return [
+            p for p, f in self.mapping.fields.items() if regex.match(p) and (f.is_text or f.type == "keyword")
+        ]
 
-    # ----- term level -------------------------------------------------------------------------------------------
+    # ----- term level ---------------------------------------------------------------------------------------
     def _q_term(self, body: dict[str, Any]) -> Node:
         path, params = _single_field(body, "term", value_key="value")
         if path in METADATA_FIELDS:
@@ -559,8 +581,8 @@ class QueryParser:
                 return self._case_insensitive(spec.path, text, boost)
             if spec.is_text or (spec.type == "keyword" and spec.params.get("use_similarity") is True):
                 return Term(spec.path, text, boost)
-            # OpenSearch 3.x scores keyword term queries as a constant (KeywordFieldType, use_similarity: false);
-            # ip, wildcard and constant_keyword term queries are constant-score too.
+            # OpenSearch 3.x scores a keyword term query as a constant (KeywordFieldType with
+            # use_similarity false); ip, wildcard and constant_keyword term queries are constant-score too.
             return ConstantMask(lambda s, p=spec.path, t=text: _term_mask(s, p, t), boost)
         if spec.type == "boolean":
             try:
@@ -636,7 +658,9 @@ class QueryParser:
         wanted = [str(v) for v in values]
         return ConstantMask(lambda s: ids_mask(s, wanted), float(body.get("boost", 1.0)))
 
-    def metadata_terms(self, path: str, values: list[Any], boost: float, case_insensitive: bool = False) -> Node:
+    def metadata_terms(
+        self, path: str, values: list[Any], boost: float, case_insensitive: bool = False
+    ) -> Node:
         """term / terms / match on a metadata field, as OpenSearch's metadata field mappers build them."""
         if any(isinstance(v, dict | list) for v in values):
             raise errors.parsing(f"[term] query does not support array of values for field [{path}]")
@@ -645,8 +669,11 @@ class QueryParser:
             return ConstantMask(lambda s: ids_mask(s, texts), boost)
         if path == "_index":  # ConstantFieldType: match all when the index name matches, else nothing
             return ConstantMask(
-                lambda s: s.live.copy() if any(index_name_matches(t, s.index.name, case_insensitive) for t in texts)
-                else np.zeros(s.max_ord, dtype=np.bool_),
+                lambda s: (
+                    s.live.copy()
+                    if any(index_name_matches(t, s.index.name, case_insensitive) for t in texts)
+                    else np.zeros(s.max_ord, dtype=np.bool_)
+                ),
                 boost,
             )
         if path == "_routing":  # an indexed docs-only keyword: a scored TermQuery per value
@@ -701,7 +728,15 @@ class QueryParser:
             elif key == "to":
                 if value is not None:
                     bounds["lte" if params.get("include_upper", True) else "lt"] = value
-            elif key not in ("boost", "format", "time_zone", "relation", "include_lower", "include_upper", "_name"):
+            elif key not in (
+                "boost",
+                "format",
+                "time_zone",
+                "relation",
+                "include_lower",
+                "include_upper",
+                "_name",
+            ):
                 raise errors.parsing(f"[range] query does not support [{key}]")
         boost = float(params.get("boost", 1.0))
         if spec.is_numeric:
@@ -727,14 +762,16 @@ class QueryParser:
             return ConstantMask(compute, boost)
         raise errors.illegal_argument(f"Field [{path}] of type [{spec.type}] does not support range queries")
 
-    # ----- neural -----------------------------------------------------------------------------------------------
+    # ----- neural -------------------------------------------------------------------------------------------
     def _q_rank_feature(self, body: dict[str, Any]) -> Node:
         path = body.get("field")
         if not isinstance(path, str):
             raise errors.parsing("[rank_feature] requires a [field]")
         functions = [k for k in ("saturation", "log", "sigmoid", "linear") if k in body]
         if len(functions) > 1:
-            raise errors.parsing("[rank_feature] query can only have one of [saturation], [log], [sigmoid], [linear]")
+            raise errors.parsing(
+                "[rank_feature] query can only have one of [saturation], [log], [sigmoid], [linear]"
+            )
         function = functions[0] if functions else "saturation"
         params = dict(body.get(function) or {})
         spec = self.mapping.field(path)
@@ -749,7 +786,8 @@ class QueryParser:
             return MatchNone()
         if spec.type not in ("rank_feature", "rank_features"):
             raise errors.illegal_argument(
-                f"[rank_feature] query only works on [rank_feature] fields and features of [rank_features] fields, "
+                "[rank_feature] query only works on [rank_feature] fields and features of [rank_features] "
+                "fields, "
                 f"not [{spec.type}]"
             )
         if function == "log":
@@ -770,7 +808,8 @@ class QueryParser:
         if not isinstance(tokens, dict) or not tokens:
             if "query_text" in params:
                 raise errors.illegal_argument(
-                    "[neural_sparse] query_text needs a model in the cluster; the nirbridge engine takes query_tokens "
+                    "[neural_sparse] query_text needs a model in the cluster; the nirbridge engine takes "
+                    "query_tokens "
                     "(encode the query with the proxy or nirbridge.workers)"
                 )
             raise errors.parsing("[neural_sparse] query requires a non-empty [query_tokens] object")
@@ -778,11 +817,15 @@ class QueryParser:
         if spec is None:
             return MatchNone()
         if spec.type != "rank_features":
-            raise errors.illegal_argument(f"[neural_sparse] query only works on [rank_features] fields, not [{spec.type}]")
+            raise errors.illegal_argument(
+                f"[neural_sparse] query only works on [rank_features] fields, not [{spec.type}]"
+            )
         weights = {}
         for token, weight in tokens.items():
             if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
-                raise errors.illegal_argument(f"[neural_sparse] query token [{token}] has an invalid weight [{weight}]")
+                raise errors.illegal_argument(
+                    f"[neural_sparse] query token [{token}] has an invalid weight [{weight}]"
+                )
             weights[token] = float(weight)
         return NeuralSparse(path, weights, float(params.get("boost", 1.0)))
 
@@ -856,9 +899,13 @@ def _term_mask(s: Searcher, path: str, term: str) -> np.ndarray:
     return mask
 
 
-def _numeric_mask(s: Searcher, path: str, low: float, high: float, include_low: bool, include_high: bool) -> np.ndarray:
+def _numeric_mask(
+    s: Searcher, path: str, low: float, high: float, include_low: bool, include_high: bool
+) -> np.ndarray:
     ords, values = s.numeric(path)
-    keep = (values >= low if include_low else values > low) & (values <= high if include_high else values < high)
+    keep = (values >= low if include_low else values > low) & (
+        values <= high if include_high else values < high
+    )
     mask = np.zeros(s.max_ord, dtype=np.bool_)
     mask[ords[keep]] = True
     return mask
@@ -875,7 +922,8 @@ def _in_string_range(term: str, bounds: dict[str, Any]) -> bool:
 
 
 def minimum_should_match(spec: Any, optional_clauses: int) -> int:
-    """OpenSearch's Queries.calculateMinShouldMatch: ``3``, ``-2``, ``75%``, ``-25%``, ``3<90%``, ``2<-25% 9<-3``."""
+    """OpenSearch's Queries.calculateMinShouldMatch: ``3``, ``-2``, ``75%``, ``-25%``, ``3<90%``, ``2<-25%
+    9<-3``."""
     text = str(spec).strip()
     if "<" in text:
         result = optional_clauses

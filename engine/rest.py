@@ -1,7 +1,7 @@
 """REST plumbing: requests, responses and the route table the API modules register into.
 
-Routes are OpenSearch path templates (``/{index}/_doc/{id}``); a path that matches several templates goes to the
-one with the most literal segments, as OpenSearch's path trie prefers ``/_search`` over ``/{index}``.
+Routes are OpenSearch path templates (``/{index}/_doc/{id}``); a path that matches several templates goes to
+the one with the most literal segments, as OpenSearch's path trie prefers ``/_search`` over ``/{index}``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class Request:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise errors.EngineError(400, "parse_exception", f"Failed to parse content to map: {exc}") from exc
+            raise errors.EngineError(
+                400, "parse_exception", f"Failed to parse content to map: {exc}"
+            ) from exc
 
     def ndjson(self) -> list[bytes]:
         body = self.body
@@ -60,7 +62,9 @@ class Request:
         try:
             return int(value)
         except ValueError:
-            raise errors.illegal_argument(f"Failed to parse int parameter [{name}] with value [{value}]") from None
+            raise errors.illegal_argument(
+                f"Failed to parse int parameter [{name}] with value [{value}]"
+            ) from None
 
 
 @dataclass
@@ -130,10 +134,14 @@ def dispatch(node: Node, method: str, path: str, params: dict[str, str], body: b
         except errors.EngineError as exc:
             return Response(exc.status, exc.to_body())
     if allowed:
-        return Response(405, {
-            "error": f"Incorrect HTTP method for uri [{path}] and method [{method}], allowed: {sorted(set(allowed))}",
-            "status": 405,
-        })
+        return Response(
+            405,
+            {
+                "error": f"Incorrect HTTP method for uri [{path}] and method [{method}], allowed: "
+                         f"{sorted(set(allowed))}",
+                "status": 405,
+            },
+        )
     return Response(400, {"error": f"no handler found for uri [{path}] and method [{method}]", "status": 400})
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from . import errors
 from .index import Index
-from .node import Node, alias_metadata
 from .mapping import is_typed_mapping
+from .node import Node, alias_metadata
 from .rest import Request, Response, deprecation_warning, ok, param_list, route
 from .settings import flatten, nest
 from .values import format_date
@@ -41,7 +41,7 @@ def info(node: Node, request: Request) -> Response:
     })
 
 
-# ----- health and cat -------------------------------------------------------------------------------------------
+# ----- health and cat ---------------------------------------------------------------------------------------
 
 
 def _index_health(index: Index) -> str:
@@ -139,20 +139,24 @@ def cat_indices(node: Node, request: Request) -> Response:
     for index in indices:
         size = _store_size(index) if not index.closed else None
         created = int(index.settings.flat.get("index.creation_date", 0))
-        rows.append({
-            "health": _index_health(index),
-            "status": "close" if index.closed else "open",
-            "index": index.name,
-            "uuid": index.uuid,
-            "pri": str(index.settings.number_of_shards),
-            "rep": str(index.settings.number_of_replicas),
-            "docs.count": None if index.closed else str(index.doc_count()),
-            "docs.deleted": None if index.closed else str(index.num_deleted),
-            "creation.date": str(created),
-            "creation.date.string": format_date(created),
-            "store.size": None if size is None else _byte_size(size * (1 + index.settings.number_of_replicas)),
-            "pri.store.size": None if size is None else _byte_size(size),
-        })
+        rows.append(
+            {
+                "health": _index_health(index),
+                "status": "close" if index.closed else "open",
+                "index": index.name,
+                "uuid": index.uuid,
+                "pri": str(index.settings.number_of_shards),
+                "rep": str(index.settings.number_of_replicas),
+                "docs.count": None if index.closed else str(index.doc_count()),
+                "docs.deleted": None if index.closed else str(index.num_deleted),
+                "creation.date": str(created),
+                "creation.date.string": format_date(created),
+                "store.size": None
+                if size is None
+                else _byte_size(size * (1 + index.settings.number_of_replicas)),
+                "pri.store.size": None if size is None else _byte_size(size),
+            }
+        )
     if health_filter:
         rows = [r for r in rows if r["health"] == health_filter]
     return _cat(rows, request, CAT_INDICES_COLUMNS)
@@ -175,7 +179,8 @@ def _byte_size(size: int) -> str:
 
 def _cat(rows: list[dict[str, str | None]], request: Request,
          columns: list[tuple[str, tuple[str, ...], bool, bool]]) -> Response:
-    """Render a _cat table: ``h`` (names, aliases, wildcards), ``s`` (with ``:desc``), ``v``, ``format=json``."""
+    """Render a _cat table: ``h`` (names, aliases, wildcards), ``s`` (with ``:desc``), ``v``,
+    ``format=json``."""
     by_alias = {alias: name for name, aliases, _, _ in columns for alias in (name, *aliases)}
     right_aligned = {name for name, _, right, _ in columns if right}
     requested = param_list(request.params.get("h"))
@@ -218,7 +223,7 @@ def _cat_sort_key(value: str | None) -> tuple[int, Any]:
         return (0, value)
 
 
-# ----- index lifecycle ------------------------------------------------------------------------------------------
+# ----- index lifecycle --------------------------------------------------------------------------------------
 
 
 @route("/{index}", methods=("PUT",))
@@ -233,10 +238,14 @@ def create_index(node: Node, request: Request) -> Response:
     headers: dict[str, str] = {}
     if index.settings.flat.get("index.soft_deletes.enabled") == "false":
         headers = deprecation_warning(
-            f"Creating indices with soft-deletes disabled is deprecated and will be removed in future OpenSearch "
-            f"versions. Please do not specify value for setting [index.soft_deletes.enabled] of index [{index.name}]."
+            "Creating indices with soft-deletes disabled is deprecated and will be removed in future "
+            "OpenSearch "
+            "versions. Please do not specify value for setting [index.soft_deletes.enabled] of index "
+            f"[{index.name}]."
         )
-    return Response(200, {"acknowledged": True, "shards_acknowledged": True, "index": index.name}, headers=headers)
+    return Response(
+        200, {"acknowledged": True, "shards_acknowledged": True, "index": index.name}, headers=headers
+    )
 
 
 @route("/{index}", methods=("DELETE",))
@@ -247,7 +256,8 @@ def delete_index(node: Node, request: Request) -> Response:
     for part in expression.split(","):
         if part in node.alias_names() and part not in node.indices:
             raise errors.illegal_argument(
-                f"The provided expression [{part}] matches an alias, specify the corresponding concrete indices "
+                f"The provided expression [{part}] matches an alias, specify the corresponding concrete "
+                "indices "
                 f"instead."
             )
     for index in indices:
@@ -258,8 +268,12 @@ def delete_index(node: Node, request: Request) -> Response:
 @route("/{index}", methods=("GET", "HEAD"))
 def get_index(node: Node, request: Request) -> Response:
     try:
-        indices = node.resolve(request.parts["index"], ignore_unavailable=request.params.get("ignore_unavailable")
-                               == "true", include_closed=True, expand_wildcards="all")
+        indices = node.resolve(
+            request.parts["index"],
+            ignore_unavailable=request.params.get("ignore_unavailable") == "true",
+            include_closed=True,
+            expand_wildcards="all",
+        )
     except errors.EngineError:
         if request.method == "HEAD":
             return Response(404)
@@ -296,8 +310,11 @@ def open_index(node: Node, request: Request) -> Response:
 
 @route("/_refresh", "/{index}/_refresh", methods=("POST", "GET"))
 def refresh(node: Node, request: Request) -> Response:
-    indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
-                           == "true", allow_no_indices=request.params.get("allow_no_indices", "true") == "true")
+    indices = node.resolve(
+        request.parts.get("index"),
+        ignore_unavailable=request.params.get("ignore_unavailable") == "true",
+        allow_no_indices=request.params.get("allow_no_indices", "true") == "true",
+    )
     for index in indices:
         index.refresh()
     shards = sum(i.settings.number_of_shards * (1 + i.settings.number_of_replicas) for i in indices)
@@ -314,14 +331,18 @@ def flush(node: Node, request: Request) -> Response:
     return Response(200, {"_shards": {"total": count, "successful": count, "failed": 0}})
 
 
-# ----- mappings -------------------------------------------------------------------------------------------------
+# ----- mappings ---------------------------------------------------------------------------------------------
 
 
 @route("/_mapping", "/{index}/_mapping")
 def get_mapping(node: Node, request: Request) -> Response:
-    indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
-                           == "true", allow_no_indices=request.params.get("allow_no_indices", "true") == "true",
-                           include_closed=True, expand_wildcards="all")
+    indices = node.resolve(
+        request.parts.get("index"),
+        ignore_unavailable=request.params.get("ignore_unavailable") == "true",
+        allow_no_indices=request.params.get("allow_no_indices", "true") == "true",
+        include_closed=True,
+        expand_wildcards="all",
+    )
     return Response(200, {i.name: {"mappings": i.mapping.to_json()} for i in indices})
 
 
@@ -343,13 +364,17 @@ def put_mapping(node: Node, request: Request) -> Response:
     return ok()
 
 
-# ----- settings -------------------------------------------------------------------------------------------------
+# ----- settings ---------------------------------------------------------------------------------------------
 
 
 @route("/_settings", "/{index}/_settings", "/{index}/_settings/{name}", "/_settings/{name}")
 def get_settings(node: Node, request: Request) -> Response:
-    indices = node.resolve(request.parts.get("index"), ignore_unavailable=request.params.get("ignore_unavailable")
-                           == "true", include_closed=True, expand_wildcards="all")
+    indices = node.resolve(
+        request.parts.get("index"),
+        ignore_unavailable=request.params.get("ignore_unavailable") == "true",
+        include_closed=True,
+        expand_wildcards="all",
+    )
     names = [n for n in param_list(request.parts.get("name")) if n != "_all"]
     flat = request.flag("flat_settings")
     out = {}
@@ -402,8 +427,12 @@ def put_cluster_settings(node: Node, request: Request) -> Response:
             if value is None:
                 node.cluster_settings[scope].pop(key, None)
             else:
-                node.cluster_settings[scope][key] = str(value).lower() if isinstance(value, bool) else str(value)
-        out[scope] = nest({k: node.cluster_settings[scope][k] for k in flat if k in node.cluster_settings[scope]})
+                node.cluster_settings[scope][key] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
+        out[scope] = nest(
+            {k: node.cluster_settings[scope][k] for k in flat if k in node.cluster_settings[scope]}
+        )
     return Response(200, out)
 
 
@@ -417,7 +446,7 @@ def _flatten_plain(value: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
-# ----- aliases --------------------------------------------------------------------------------------------------
+# ----- aliases ----------------------------------------------------------------------------------------------
 
 
 @route("/{index}/_alias/{name}", "/{index}/_aliases/{name}", methods=("PUT", "POST"))
@@ -426,9 +455,12 @@ def put_alias(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
     for name in param_list(request.parts["name"]):
         if name in node.indices:
-            raise errors.EngineError(400, "invalid_alias_name_exception",
-                                     f"Invalid alias name [{name}]: an index or data stream exists with the same "
-                                     f"name as the alias")
+            raise errors.EngineError(
+                400,
+                "invalid_alias_name_exception",
+                f"Invalid alias name [{name}]: an index or data stream exists with the same "
+                f"name as the alias",
+            )
         for index in indices:
             index.aliases[name] = alias_metadata(body)
             index.persist_meta()
@@ -452,8 +484,15 @@ def delete_alias(node: Node, request: Request) -> Response:
     return ok()
 
 
-@route("/_alias", "/_alias/{name}", "/{index}/_alias/{name}", "/{index}/_alias", "/_aliases", "/{index}/_aliases",
-       methods=("GET", "HEAD"))
+@route(
+    "/_alias",
+    "/_alias/{name}",
+    "/{index}/_alias/{name}",
+    "/{index}/_alias",
+    "/_aliases",
+    "/{index}/_aliases",
+    methods=("GET", "HEAD"),
+)
 def get_alias(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts.get("index"), include_closed=True, expand_wildcards="all")
     names = param_list(request.parts.get("name"))
@@ -498,9 +537,15 @@ def update_aliases(node: Node, request: Request) -> Response:
                 for alias in alias_names:
                     if kind != "remove_index" and alias is None:
                         raise errors.validation("One of [alias] or [aliases] is required")
-                    if kind == "remove" and alias not in index.aliases and not spec.get("must_exist") is False:
+                    if (
+                        kind == "remove"
+                        and alias not in index.aliases
+                        and spec.get("must_exist") is not False
+                    ):
                         if spec.get("must_exist"):
-                            raise errors.EngineError(404, "aliases_not_found_exception", f"aliases [{alias}] missing")
+                            raise errors.EngineError(
+                                404, "aliases_not_found_exception", f"aliases [{alias}] missing"
+                            )
                     planned.append((kind, index, alias, alias_metadata(spec) if kind == "add" else {}))
     for kind, index, alias, extra in planned:
         if kind == "add":

@@ -23,11 +23,14 @@ def _int_or_none(value: Any, name: str) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise errors.illegal_argument(f"Failed to parse int parameter [{name}] with value [{value}]") from None
+        raise errors.illegal_argument(
+            f"Failed to parse int parameter [{name}] with value [{value}]"
+        ) from None
 
 
 def _after_write(index: Index, request: Request, body: dict[str, Any]) -> None:
-    """Durability then visibility: fsync the translog, then honour ``?refresh`` (the document's shard only)."""
+    """Durability then visibility: fsync the translog, then honour ``?refresh`` (the document's shard
+    only)."""
     index.sync()
     refresh = request.params.get("refresh")
     if refresh in ("", "true", "wait_for"):
@@ -96,8 +99,12 @@ def update(node: Node, request: Request) -> Response:
         if_primary_term=_int_or_none(request.params.get("if_primary_term"), "if_primary_term"),
         routing=request.params.get("routing"),
     )
-    _add_update_get(index, request.parts["id"], result, request.params.get("_source", body.get("_source")
-                                                                          if isinstance(body, dict) else None))
+    _add_update_get(
+        index,
+        request.parts["id"],
+        result,
+        request.params.get("_source", body.get("_source") if isinstance(body, dict) else None),
+    )
     _after_write(index, request, result)
     return Response(status, result)
 
@@ -117,7 +124,7 @@ def _add_update_get(index: Index, doc_id: str, result: dict[str, Any], source_pa
     }
 
 
-# ----- reads ----------------------------------------------------------------------------------------------------
+# ----- reads ------------------------------------------------------------------------------------------------
 
 
 SOURCE_PARAMS = ("_source", "_source_includes", "_source_excludes")
@@ -128,7 +135,9 @@ def _source_requested(request: Request, spec: dict[str, Any] | None = None) -> b
     return any(p in request.params for p in SOURCE_PARAMS) or "_source" in (spec or {})
 
 
-def _source_options(request: Request, spec: dict[str, Any] | None = None) -> tuple[bool, list[str], list[str]]:
+def _source_options(
+    request: Request, spec: dict[str, Any] | None = None
+) -> tuple[bool, list[str], list[str]]:
     spec = spec or {}
     fetch, includes, excludes = parse_source_param(spec.get("_source", request.params.get("_source")))
     if "_source_includes" in request.params:
@@ -138,8 +147,16 @@ def _source_options(request: Request, spec: dict[str, Any] | None = None) -> tup
     return fetch, includes, excludes
 
 
-def _render_doc(index: Index, doc_id: str, entry: DocVersion | None, fetch: bool, includes: list[str],
-                excludes: list[str], stored_fields: Any = None, source_requested: bool = False) -> dict[str, Any]:
+def _render_doc(
+    index: Index,
+    doc_id: str,
+    entry: DocVersion | None,
+    fetch: bool,
+    includes: list[str],
+    excludes: list[str],
+    stored_fields: Any = None,
+    source_requested: bool = False,
+) -> dict[str, Any]:
     if entry is None:
         return {"_index": index.name, "_id": doc_id, "found": False}
     out: dict[str, Any] = {
@@ -165,7 +182,9 @@ def _render_doc(index: Index, doc_id: str, entry: DocVersion | None, fetch: bool
     return out
 
 
-def _realtime_get(index: Index, request: Request, doc_id: str, realtime: bool | None = None) -> DocVersion | None:
+def _realtime_get(
+    index: Index, request: Request, doc_id: str, realtime: bool | None = None
+) -> DocVersion | None:
     if request.flag("refresh"):
         index.refresh()
     rt = request.flag("realtime", True) if realtime is None else realtime
@@ -215,8 +234,9 @@ def mget(node: Node, request: Request) -> Response:
     if docs is None:
         unknown = [key for key in body if key not in ("docs", "ids")]
         if unknown:
-            raise errors.parsing(f"unknown key [{unknown[0]}] for a {_json_token(body[unknown[0]])}, expected [docs] "
-                                 f"or [ids]")
+            raise errors.parsing(
+                f"unknown key [{unknown[0]}] for a {_json_token(body[unknown[0]])}, expected [docs] or [ids]"
+            )
         docs = []
     if not isinstance(docs, list):
         raise errors.parsing("docs must be an array")
@@ -254,7 +274,7 @@ def mget(node: Node, request: Request) -> Response:
     return Response(200, {"docs": out})
 
 
-# ----- bulk -----------------------------------------------------------------------------------------------------
+# ----- bulk -------------------------------------------------------------------------------------------------
 
 
 @route("/_bulk", "/{index}/_bulk", methods=("POST", "PUT"))
@@ -272,7 +292,7 @@ def bulk(node: Node, request: Request) -> Response:
     if "_source_includes" in request.params or "_source_excludes" in request.params:
         source_default = {"includes": param_list(request.params.get("_source_includes")),
                           "excludes": param_list(request.params.get("_source_excludes"))}
-    for action, meta, payload, line_no in actions:
+    for action, meta, payload, _line in actions:
         position += 1
         name = meta.get("_index", default_index)
         doc_id = meta.get("_id")
@@ -308,18 +328,22 @@ def bulk(node: Node, request: Request) -> Response:
 
 
 def _item_key(action: str, meta: dict[str, Any]) -> str:
-    """The key of a bulk response item: the operation's type (an ``index`` with ``op_type: create`` is a create)."""
+    """The key of a bulk response item: the operation's type (an ``index`` with ``op_type: create`` is a
+    create)."""
     return "create" if action == "index" and meta.get("op_type") == "create" else action
 
 
 def _not_an_alias(name: str) -> errors.EngineError:
     error = errors.index_not_found(name)
-    error.reason = f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not an alias"
+    error.reason = (
+        f"no such index [{name}] and [require_alias] request flag is [true] and [{name}] is not an alias"
+    )
     return error
 
 
 def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str, dict[str, Any], Any, int]]:
-    """(action, metadata, payload or the item's parse error, line number); malformed metadata fails the request."""
+    """(action, metadata, payload or the item's parse error, line number); malformed metadata fails the
+    request."""
     actions = []
     i = 0
     n = len(lines)
@@ -351,7 +375,8 @@ def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str
         action, meta = next(iter(header.items()))
         if action not in WRITE_OPS:
             raise errors.illegal_argument(
-                f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] or [update] but "
+                f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] or "
+                "[update] but "
                 f"found [{action}]"
             )
         if not isinstance(meta, dict):
@@ -370,7 +395,11 @@ def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str
                 payload = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 payload = errors.mapper_parsing(f"failed to parse: {exc}")
-            if action == "update" and not isinstance(payload, errors.EngineError) and not isinstance(payload, dict):
+            if (
+                action == "update"
+                and not isinstance(payload, errors.EngineError)
+                and not isinstance(payload, dict)
+            ):
                 payload = errors.mapper_parsing("failed to parse update request")
         actions.append((action, meta, payload, i))
     return actions

@@ -62,8 +62,9 @@ def search(node: Node, request: Request) -> Response:
 
 def _search_pit(node: Node, request: Request, body: dict[str, Any]) -> dict[str, Any]:
     if request.parts.get("index"):
-        raise errors.validation("[indices] cannot be used with point in time. Do not specify any index with point "
-                                "in time.")
+        raise errors.validation(
+            "[indices] cannot be used with point in time. Do not specify any index with point in time."
+        )
     pit = body["pit"]
     if not isinstance(pit, dict) or "id" not in pit:
         raise errors.parsing("[pit] requires an [id]")
@@ -77,7 +78,7 @@ def _search_pit(node: Node, request: Request, body: dict[str, Any]) -> dict[str,
     return response
 
 
-# ----- scroll ---------------------------------------------------------------------------------------------------
+# ----- scroll -----------------------------------------------------------------------------------------------
 
 
 def _start_scroll(node: Node, views: list[tuple[Searcher, Mapping]], body: dict[str, Any] | None,
@@ -87,10 +88,16 @@ def _start_scroll(node: Node, views: list[tuple[Searcher, Mapping]], body: dict[
     _validate_scroll(request, body or {}, params)
     hits, total, max_score = ordered_hits(views, request, None)
     context = node.new_context(views, params["scroll"], "scroll")
-    context.state = {"request": request, "hits": hits, "position": request.from_ + request.size, "total": total,
-                     "max_score": max_score}
-    response = build_response(views, request, hits[request.from_: request.from_ + request.size], total, max_score,
-                              started)
+    context.state = {
+        "request": request,
+        "hits": hits,
+        "position": request.from_ + request.size,
+        "total": total,
+        "max_score": max_score,
+    }
+    response = build_response(
+        views, request, hits[request.from_ : request.from_ + request.size], total, max_score, started
+    )
     return {"_scroll_id": context.id, **response}
 
 
@@ -165,7 +172,7 @@ def clear_scroll(node: Node, request: Request) -> Response:
     return Response(200, {"succeeded": True, "num_freed": freed})
 
 
-# ----- point in time --------------------------------------------------------------------------------------------
+# ----- point in time ----------------------------------------------------------------------------------------
 
 
 @route("/{index}/_search/point_in_time", methods=("POST",))
@@ -211,7 +218,7 @@ def get_all_pits(node: Node, request: Request) -> Response:
     return Response(200, {"pits": pits})
 
 
-# ----- count and msearch ----------------------------------------------------------------------------------------
+# ----- count and msearch ------------------------------------------------------------------------------------
 
 
 @route("/_count", "/{index}/_count", methods=("GET", "POST"))
@@ -222,8 +229,13 @@ def count(node: Node, request: Request) -> Response:
     views = _views(node, request.parts.get("index"), request.params)
     params = dict(request.params)
     total = count_views(views, body, params)
-    return Response(200, {"count": total, "_shards": {"total": len(views), "successful": len(views), "skipped": 0,
-                                                       "failed": 0}})
+    return Response(
+        200,
+        {
+            "count": total,
+            "_shards": {"total": len(views), "successful": len(views), "skipped": 0, "failed": 0},
+        },
+    )
 
 
 @route("/_msearch", "/{index}/_msearch", methods=("GET", "POST"))
@@ -231,9 +243,11 @@ def msearch(node: Node, request: Request) -> Response:
     started = time.perf_counter()
     lines = [line for line in request.ndjson() if line.strip()]
     if len(lines) % 2:
-        raise errors.illegal_argument("msearch body must be header/body line pairs, got an odd number of lines")
-    # Headers and bodies are parsed first, as RestMultiSearchAction does: a malformed item fails the whole request;
-    # what fails while searching (a missing index, a query error) is that item's error.
+        raise errors.illegal_argument(
+            "msearch body must be header/body line pairs, got an odd number of lines"
+        )
+    # Headers and bodies are parsed first, as RestMultiSearchAction does: a malformed item fails the whole
+    # request; what fails while searching (a missing index, a query error) is that item's error.
     items = []
     for i in range(0, len(lines), 2):
         try:

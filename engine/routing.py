@@ -1,8 +1,8 @@
 """Document routing: which shard of an index a document belongs to, computed as OpenSearch computes it.
 
-The engine keeps one store per index (statistics are index-wide), but it remembers each document's shard so that
-a write with ``?refresh=true`` makes visible what OpenSearch would: the changes of that document's shard only,
-while the other shards' pending changes wait for their own refresh.
+The engine keeps one store per index (statistics are index-wide), but it remembers each document's shard so
+that a write with ``?refresh=true`` makes visible what OpenSearch would: the changes of that document's shard
+only, while the other shards' pending changes wait for their own refresh.
 
 OperationRouting: ``floorMod(murmur3(routing or _id), routing_num_shards) / routing_factor``, where murmur3 is
 ``Murmur3HashFunction.hash``: MurmurHash3 x86_32 (seed 0) of the string's UTF-16LE bytes.
@@ -55,7 +55,9 @@ def default_routing_shards(number_of_shards: int) -> int:
     return number_of_shards << splits
 
 
-def shard_id(doc_id: str, routing: str | None, number_of_shards: int, routing_shards: int | None = None) -> int:
+def shard_id(
+    doc_id: str, routing: str | None, number_of_shards: int, routing_shards: int | None = None
+) -> int:
     """The shard a document with ``doc_id`` (and optional custom ``routing``) is written to."""
     if number_of_shards == 1:
         return 0

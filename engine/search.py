@@ -17,20 +17,21 @@ from typing import Any
 import numpy as np
 
 from . import errors
+from .dates import NANOS_PER_MILLI, format_nanos, parse_date_value
 from .mapping import Mapping
+from .postings import INT64_TYPES
 from .query import Matches, QueryParser
 from .searcher import Searcher
 from .source_filter import filter_source, parse_source_param
-from .dates import NANOS_PER_MILLI, format_nanos, parse_date_value
-from .postings import INT64_TYPES
 from .values import format_decimal
 
 DEFAULT_TRACK_TOTAL_HITS = 10_000
 MAX_RESULT_WINDOW = 10_000
 BODY_KEYS = {
-    "query", "size", "from", "sort", "search_after", "track_total_hits", "_source", "track_scores", "min_score",
-    "timeout", "pit", "stored_fields", "docvalue_fields", "fields", "version", "seq_no_primary_term", "post_filter",
-    "ext", "explain", "terminate_after", "profile", "indices_boost", "stats", "search_pipeline",
+    "query", "size", "from", "sort", "search_after", "track_total_hits", "_source", "track_scores",
+    "min_score", "timeout", "pit", "stored_fields", "docvalue_fields", "fields", "version",
+    "seq_no_primary_term", "post_filter", "ext", "explain", "terminate_after", "profile", "indices_boost",
+    "stats", "search_pipeline",
 }
 
 
@@ -152,15 +153,17 @@ def parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Reques
         min_score=float(body["min_score"]) if body.get("min_score") is not None else None,
         post_filter=body.get("post_filter"),
         version=bool(body.get("version", params.get("version") == "true")),
-        seq_no_primary_term=bool(body.get("seq_no_primary_term", params.get("seq_no_primary_term") == "true")),
+        seq_no_primary_term=bool(
+            body.get("seq_no_primary_term", params.get("seq_no_primary_term") == "true")
+        ),
         stored_fields=stored,
-        docvalue_fields=list(body.get("docvalue_fields") or []) or [
-            f for f in params.get("docvalue_fields", "").split(",") if f],
+        docvalue_fields=list(body.get("docvalue_fields") or [])
+        or [f for f in params.get("docvalue_fields", "").split(",") if f],
         fields=list(body.get("fields") or []),
         explain=bool(body.get("explain", False)),
         rest_total_hits_as_int=rest_int,
-        source_requested="_source" in body or any(p in params for p in ("_source", "_source_includes",
-                                                                      "_source_excludes")),
+        source_requested="_source" in body
+        or any(p in params for p in ("_source", "_source_includes", "_source_excludes")),
     )
 
 
@@ -178,7 +181,9 @@ def _int_param(value: Any, name: str) -> int:
             raise ValueError
         return int(value)
     except (TypeError, ValueError):
-        raise errors.illegal_argument(f"Failed to parse int parameter [{name}] with value [{value}]") from None
+        raise errors.illegal_argument(
+            f"Failed to parse int parameter [{name}] with value [{value}]"
+        ) from None
 
 
 def _url_sort(text: str) -> Any:
@@ -187,7 +192,8 @@ def _url_sort(text: str) -> Any:
 
 
 def _query_string_query(q: str, params: dict[str, str]) -> dict[str, Any]:
-    """The subset of ``?q=`` Lucene syntax the engine understands: ``field:value`` or free text on every field."""
+    """The subset of ``?q=`` Lucene syntax the engine understands: ``field:value`` or free text on every
+    field."""
     field_name, sep, value = q.partition(":")
     if sep and field_name and " " not in field_name:
         return {"match": {field_name: {"query": value.strip('"')}}}
@@ -207,8 +213,10 @@ def parse_sort(spec: Any) -> list[SortField] | None:
             out.append(SortField(item, item == "_score"))
             continue
         if not isinstance(item, dict) or len(item) != 1:
-            raise errors.parsing(f"malformed sort format, within the sort array, an object, or an actual string "
-                                 f"are allowed: {item}")
+            raise errors.parsing(
+                f"malformed sort format, within the sort array, an object, or an actual string "
+                f"are allowed: {item}"
+            )
         name, options = next(iter(item.items()))
         if isinstance(options, str):
             options = {"order": options}
@@ -216,7 +224,9 @@ def parse_sort(spec: Any) -> list[SortField] | None:
             raise errors.parsing(f"[{name}] sort options must be an object")
         order = str(options.get("order", "desc" if name == "_score" else "asc")).lower()
         if order not in ("asc", "desc"):
-            raise errors.illegal_argument(f"No enum constant org.opensearch.search.sort.SortOrder.{order.upper()}")
+            raise errors.illegal_argument(
+                f"No enum constant org.opensearch.search.sort.SortOrder.{order.upper()}"
+            )
         mode = options.get("mode")
         if mode is not None and mode not in ("min", "max", "sum", "avg", "median"):
             raise errors.illegal_argument(f"Unknown SortMode [{mode}]")
@@ -225,7 +235,7 @@ def parse_sort(spec: Any) -> list[SortField] | None:
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @functools.total_ordering
@@ -259,13 +269,15 @@ def _sort_values_of(s: Searcher, mapping: Mapping, ord_: int, sf: SortField, sco
     else:
         if spec is None:
             if sf.unmapped_type is None:
-                raise errors.EngineError(400, "query_shard_exception", f"No mapping found for [{sf.field}] in order "
-                                                                      f"to sort on")
+                raise errors.EngineError(
+                    400, "query_shard_exception", f"No mapping found for [{sf.field}] in order to sort on"
+                )
             values = []
         elif spec.is_text and not spec.params.get("fielddata"):
             raise errors.illegal_argument(
                 f"Text fields are not optimised for operations that require per-document field data like "
-                f"aggregations and sorting, so these operations are disabled by default. Please use a keyword field "
+                "aggregations and sorting, so these operations are disabled by default. Please use a "
+                "keyword field "
                 f"instead. Alternatively, set fielddata=true on [{sf.field}] in order to load field data by "
                 f"uninverting the inverted index. Note that this can use significant memory."
             )
@@ -377,9 +389,11 @@ def run_query(view: Searcher, mapping: Mapping, request: Request) -> Matches:
     return matches
 
 
-def ordered_hits(views: list[tuple[Searcher, Mapping]], request: Request, limit: int | None) -> tuple[list[Hit], int,
-                                                                                                        float | None]:
-    """All views' matches in response order, cut to ``limit`` (None: all); also the total and the max score."""
+def ordered_hits(
+    views: list[tuple[Searcher, Mapping]], request: Request, limit: int | None
+) -> tuple[list[Hit], int, float | None]:
+    """All views' matches in response order, cut to ``limit`` (None: all); also the total and the max
+    score."""
     hits: list[Hit] = []
     total = 0
     max_score: float | None = None
@@ -414,7 +428,9 @@ def ordered_hits(views: list[tuple[Searcher, Mapping]], request: Request, limit:
                                 (_Reversed(score), position, int(ords[i]))))
             continue
         assert sort is not None
-        after_key = _after_key(request, mapping, request.search_after) if request.search_after is not None else None
+        after_key = (
+            _after_key(request, mapping, request.search_after) if request.search_after is not None else None
+        )
         if len(sort) == 1 and sort[0].field in ("_doc", "_shard_doc") and not sort[0].descending:
             if after_key is not None:
                 keep = ords > int(request.search_after[0])  # type: ignore[index]
@@ -439,7 +455,9 @@ def ordered_hits(views: list[tuple[Searcher, Mapping]], request: Request, limit:
     return hits, total, max_score
 
 
-def render_hit(view: Searcher, mapping: Mapping, hit: Hit, request: Request, show_score: bool) -> dict[str, Any]:
+def render_hit(
+    view: Searcher, mapping: Mapping, hit: Hit, request: Request, show_score: bool
+) -> dict[str, Any]:
     doc = view.ord_docs[hit.ord]
     out: dict[str, Any] = {"_index": view.index.name, "_id": doc.id}
     if request.version:
@@ -485,7 +503,8 @@ def _fetch_fields(doc: Any, mapping: Mapping, request: Request) -> dict[str, lis
 
 
 def stored_fields_of(doc: Any, mapping: Mapping, names: list[str]) -> dict[str, list[Any]]:
-    """The values of the requested fields mapped with ``store: true`` (in document order, as Lucene stores them)."""
+    """The values of the requested fields mapped with ``store: true`` (in document order, as Lucene stores
+    them)."""
     out: dict[str, list[Any]] = {}
     for name in names:
         if name in ("_source", "_none_") or name.startswith("_"):
@@ -568,8 +587,10 @@ def search_views(views: list[tuple[Searcher, Mapping]], body: dict[str, Any] | N
     request = request or parse_request(body, params)
     if request.from_ + request.size > MAX_RESULT_WINDOW and "scroll" not in params:
         raise errors.illegal_argument(
-            f"Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] but was "
-            f"[{request.from_ + request.size}]. See the scroll api for a more efficient way to request large data "
+            f"Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] "
+            "but was "
+            f"[{request.from_ + request.size}]. See the scroll api for a more efficient way to request "
+            "large data "
             f"sets. This limit can be set by changing the [index.max_result_window] index level setting."
         )
     hits, total, max_score = ordered_hits(views, request, request.from_ + request.size)
@@ -601,6 +622,8 @@ def build_response(views: list[tuple[Searcher, Mapping]], request: Request, page
     }
 
 
-def count_views(views: list[tuple[Searcher, Mapping]], body: dict[str, Any] | None, params: dict[str, str]) -> int:
+def count_views(
+    views: list[tuple[Searcher, Mapping]], body: dict[str, Any] | None, params: dict[str, str]
+) -> int:
     request = parse_request({"query": (body or {}).get("query")} if body else None, params)
     return sum(int(run_query(view, mapping, request).mask.sum()) for view, mapping in views)

@@ -54,7 +54,11 @@ class EngineApp:
                 "status": 500,
             })
         payload = response.encode()
-        if params.get("pretty") is not None and response.content_type.startswith("application/json") and payload:
+        if (
+            params.get("pretty") is not None
+            and response.content_type.startswith("application/json")
+            and payload
+        ):
             import orjson
 
             payload = orjson.dumps(orjson.loads(payload), option=orjson.OPT_INDENT_2) + b"\n"

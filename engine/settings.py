@@ -12,7 +12,13 @@ DEFAULTS = {
     "index.number_of_replicas": "1",
 }
 # Settings that can only be set when the index is created (OpenSearch's "final"/static index settings).
-STATIC = {"index.number_of_shards", "index.knn", "index.codec", "index.analysis", "index.number_of_routing_shards"}
+STATIC = {
+    "index.number_of_shards",
+    "index.knn",
+    "index.codec",
+    "index.analysis",
+    "index.number_of_routing_shards",
+}
 STATIC_PREFIXES = ("index.analysis.",)
 GENERATED = ("index.uuid", "index.creation_date", "index.provided_name", "index.version.created")
 
@@ -65,20 +71,23 @@ def parse_time_value(value: Any, name: str) -> float | None:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(nanos|micros|ms|s|m|h|d)?", text)
     if not match:
         raise errors.illegal_argument(
-            f"failed to parse setting [{name}] with value [{value}] as a time value: unit is missing or unrecognized"
+            f"failed to parse setting [{name}] with value [{value}] as a time value: unit is missing or "
+            "unrecognized"
         )
     number = float(match.group(1))
     unit = match.group(2) or ("ms" if number == 0 else None)
     if unit is None:
         raise errors.illegal_argument(
-            f"failed to parse setting [{name}] with value [{value}] as a time value: unit is missing or unrecognized"
+            f"failed to parse setting [{name}] with value [{value}] as a time value: unit is missing or "
+            "unrecognized"
         )
     scale = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}[unit]
     return number * scale
 
 
 def format_time_value(seconds: float) -> str:
-    """A duration as OpenSearch's ``TimeValue.toString()`` prints it: the largest unit, one decimal if needed."""
+    """A duration as OpenSearch's ``TimeValue.toString()`` prints it: the largest unit, one decimal if
+    needed."""
     nanos = round(seconds * 1e9)
     for unit, size in (("d", 86400e9), ("h", 3600e9), ("m", 60e9), ("s", 1e9), ("ms", 1e6), ("micros", 1e3)):
         if nanos >= size:
@@ -134,7 +143,8 @@ class IndexSettings:
                 raise errors.illegal_argument(f"final {key.split('.')[0]} setting [{key}], not updateable")
             if index_open and (key in STATIC or key.startswith(STATIC_PREFIXES)):
                 raise errors.illegal_argument(
-                    f"Can't update non dynamic settings [[{key}]] for open indices [{self.flat['index.provided_name']}]"
+                    f"Can't update non dynamic settings [[{key}]] for open indices "
+                    f"[{self.flat['index.provided_name']}]"
                 )
         candidate = IndexSettings(dict(self.flat))
         for key, value in flat.items():

@@ -27,7 +27,9 @@ def _could_match_below(path: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def filter_source(source: dict[str, Any], includes: list[str] | None, excludes: list[str] | None) -> dict[str, Any]:
+def filter_source(
+    source: dict[str, Any], includes: list[str] | None, excludes: list[str] | None
+) -> dict[str, Any]:
     """The parts of ``source`` selected by ``includes`` (all when empty) minus ``excludes``."""
     inc = tuple(includes or ())
     exc = tuple(excludes or ())
@@ -66,7 +68,8 @@ def _filter(node: dict[str, Any], prefix: str, inc_raw: tuple[str, ...], inc: tu
 
 
 def parse_source_param(value: Any) -> tuple[bool, list[str], list[str]]:
-    """(fetch, includes, excludes) from a body ``_source`` value: bool, string, list or {includes, excludes}."""
+    """(fetch, includes, excludes) from a body ``_source`` value: bool, string, list or
+    {includes, excludes}."""
     if value is None or value is True:
         return True, [], []
     if value is False:

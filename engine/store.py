@@ -6,7 +6,8 @@ Layout under the data directory::
     indices/<uuid>/translog.ndjson  one JSON operation per line, fsynced before a write is acknowledged
 
 An acknowledged write is on disk: the HTTP layer answers only after :meth:`Translog.sync`. On start the
-translog is replayed; a torn last line (a crash in the middle of a write that was never acknowledged) is cut off.
+translog is replayed; a torn last line (a crash in the middle of a write that was never acknowledged) is
+cut off.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ NUMERIC_TYPES = tuple(INTEGER_RANGES) + FLOAT_TYPES
 def coerce_number(value: object, field_type: str, coerce: bool = True) -> int | float:
     """A JSON value as the number a field of ``field_type`` stores (OpenSearch's NumberFieldMapper rules)."""
     if isinstance(value, bool):
-        raise ValueError(f"Current token (VALUE_{str(value).upper()}) not numeric, can not use numeric value accessors")
+        raise ValueError(
+            f"Current token (VALUE_{str(value).upper()}) not numeric, can not use numeric value accessors"
+        )
     if isinstance(value, str):
         if not coerce:
             raise ValueError("Current token (VALUE_STRING) not numeric")
@@ -46,7 +48,9 @@ def coerce_number(value: object, field_type: str, coerce: bool = True) -> int | 
             value = int(value)  # OpenSearch truncates decimals when coercing
         low, high = INTEGER_RANGES[field_type]
         if not low <= value <= high:
-            raise ValueError(f"Value [{value}] is out of range for {'an' if field_type == 'integer' else 'a'} {field_type}")
+            raise ValueError(
+                f"Value [{value}] is out of range for {'an' if field_type == 'integer' else 'a'} {field_type}"
+            )
         return value
     value = float(value)
     if not math.isfinite(value):
@@ -65,7 +69,15 @@ def coerce_boolean(value: object) -> bool:
 
 
 # Dates live in :mod:`dates`; re-exported for the modules that import them from here.
-__all__ = ["NUMERIC_TYPES", "coerce_boolean", "coerce_number", "format_date", "format_decimal", "looks_like_date", "parse_date"]
+__all__ = [
+    "NUMERIC_TYPES",
+    "coerce_boolean",
+    "coerce_number",
+    "format_date",
+    "format_decimal",
+    "looks_like_date",
+    "parse_date",
+]
 
 
 def format_date(millis: int) -> str:
@@ -73,11 +85,14 @@ def format_date(millis: int) -> str:
     return format_nanos(millis * NANOS_PER_MILLI)
 
 
-_DECIMAL_PATTERN = re.compile(r"(?P<prefix>[^#0,.]*)(?P<integer>[#0,]*)(?:\.(?P<fraction>0*#*))?(?P<suffix>[^#0,.]*)")
+_DECIMAL_PATTERN = re.compile(
+    r"(?P<prefix>[^#0,.]*)(?P<integer>[#0,]*)(?:\.(?P<fraction>0*#*))?(?P<suffix>[^#0,.]*)"
+)
 
 
 def format_decimal(value: int | float, pattern: str) -> str:
-    """``value`` printed with a Java ``DecimalFormat`` pattern (``#.0``, ``0.00``, ``#,##0.###``), HALF_EVEN."""
+    """``value`` printed with a Java ``DecimalFormat`` pattern (``#.0``, ``0.00``, ``#,##0.###``),
+    HALF_EVEN."""
     match = _DECIMAL_PATTERN.fullmatch(pattern.split(";")[0])
     if match is None:
         raise ValueError(f"unsupported decimal format pattern [{pattern}]")
