@@ -523,7 +523,11 @@ class QueryParser:
         outer_boost = float(body.get("boost", 1.0))
         if not per_field:
             return MatchNone()
-        if kind in ("best_fields", "phrase", "phrase_prefix", "bool_prefix"):
+        if kind in ("phrase", "phrase_prefix", "bool_prefix"):
+            raise errors.illegal_argument(
+                f"[multi_match] type [{kind}] is not supported by the nirbridge engine (no positions)"
+            )
+        if kind == "best_fields":
             return DisMax(per_field, float(body.get("tie_breaker", 0.0)), outer_boost)
         if kind == "most_fields":
             return Bool(should=per_field, boost=outer_boost)
@@ -693,6 +697,8 @@ class QueryParser:
         boost = float(body.get("boost", 1.0))
         if path in METADATA_FIELDS and path not in EXISTS_QUERYABLE_METADATA:
             raise _query_shard(not_searchable_reason(path))
+        if any((f := self.mapping.field(p)) is not None and f.type == "rank_features" for p in paths):
+            raise errors.illegal_argument("[rank_features] fields do not support [exists] queries")
 
         def compute(s: Searcher) -> np.ndarray:
             mask = np.zeros(s.max_ord, dtype=np.bool_)

@@ -607,6 +607,8 @@ def build_response(views: list[tuple[Searcher, Mapping]], request: Request, page
     score_first = sort is not None and sort[0].field == "_score" and sort[0].descending
     if sort is not None and not request.track_scores and not score_first:
         max_score = None
+    if request.size == 0:  # only counted, never scored: OpenSearch's max_score is NaN, printed as null
+        max_score = None
     rendered = [render_hit(views[h.view][0], views[h.view][1], h, request, show_score) for h in page]
     hits_block: dict[str, Any] = {}
     total_block = total_hits(total, request)
