@@ -585,13 +585,12 @@ def search_views(views: list[tuple[Searcher, Mapping]], body: dict[str, Any] | N
     """Run one search request over ``views`` and build OpenSearch's response body."""
     started = time.perf_counter()
     request = request or parse_request(body, params)
-    if request.from_ + request.size > MAX_RESULT_WINDOW and "scroll" not in params:
+    window = min((view.index.settings.max_result_window for view, _ in views), default=MAX_RESULT_WINDOW)
+    if request.from_ + request.size > window and "scroll" not in params:
         raise errors.illegal_argument(
-            f"Result window is too large, from + size must be less than or equal to: [{MAX_RESULT_WINDOW}] "
-            "but was "
-            f"[{request.from_ + request.size}]. See the scroll api for a more efficient way to request "
-            "large data "
-            f"sets. This limit can be set by changing the [index.max_result_window] index level setting."
+            f"Result window is too large, from + size must be less than or equal to: [{window}] but was "
+            f"[{request.from_ + request.size}]. See the scroll api for a more efficient way to request large "
+            f"data sets. This limit can be set by changing the [index.max_result_window] index level setting."
         )
     hits, total, max_score = ordered_hits(views, request, request.from_ + request.size)
     page = hits[request.from_: request.from_ + request.size]

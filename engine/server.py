@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import rest_admin, rest_docs, rest_search  # noqa: F401  (they register their routes)
+from .filter_path import apply_filter_path
 from .node import Node
 from .rest import Response, dispatch
 
@@ -53,6 +54,8 @@ class EngineApp:
                           "reason": str(exc)},
                 "status": 500,
             })
+        if params.get("filter_path") and isinstance(response.body, dict | list):
+            response.body = apply_filter_path(response.body, params["filter_path"])
         payload = response.encode()
         if (
             params.get("pretty") is not None

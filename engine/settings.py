@@ -175,6 +175,10 @@ class IndexSettings:
         return int(value) if value is not None else None
 
     @property
+    def max_result_window(self) -> int:
+        return int(self.flat.get("index.max_result_window", 10000))
+
+    @property
     def nested_objects_limit(self) -> int:
         return int(self.flat.get("index.mapping.nested_objects.limit", 10000))
 
