@@ -466,6 +466,8 @@ class QueryParser:
         return self.match_field(path, params["query"], params)
 
     def match_field(self, path: str, text: Any, params: dict[str, Any], boost: float | None = None) -> Node:
+        if params.get("fuzziness") not in (None, 0, "0"):
+            raise errors.illegal_argument("[fuzziness] is not supported by the nirbridge engine")
         spec = self.mapping.field(path)
         boost = float(params.get("boost", 1.0)) if boost is None else boost
         if spec is None:
