@@ -192,13 +192,13 @@ class VectorIndex:
         else:
             stored = data
         with self._lock:
+            start = self._n
+            end = start + len(ords_arr)
+            self._graph.add(np.ascontiguousarray(stored, dtype=np.float32))
             replaced = [row for row in map(self._row_of.get, ords_arr.tolist()) if row is not None]
             if replaced:
                 self._live[replaced] = False
                 self._dead += len(replaced)
-            start = self._n
-            end = start + len(ords_arr)
-            self._graph.add(np.ascontiguousarray(stored, dtype=np.float32))
             self._ensure_capacity(end)
             self._ords[start:end] = ords_arr
             self._live[start:end] = True
