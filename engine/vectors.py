@@ -282,11 +282,14 @@ class VectorIndex:
                 count = int(np.count_nonzero(mask))
             if count == 0:
                 return _EMPTY_ORDS.copy(), _EMPTY_SCORES.copy()
+            filtered = allowed is not None and count < n
+            if not filtered and count == n:
+                mask = None  # every row is a candidate (the engine's usual all-visible mask): no selector
             ef = min(math.ceil(max(ef, k) * n / count), count)
             if self._prefers_exact(count, k, ef):
                 rows, raw = self._exact(q, k, mask)
             else:
-                rows, raw = self._approximate(q, k, ef, self._selector_bits(mask, allowed is not None))
+                rows, raw = self._approximate(q, k, ef, self._selector_bits(mask, filtered))
                 if len(rows) < min(k, count):
                     rows, raw = self._exact(q, k, mask)
             hits = self._ords[rows]
