@@ -5,14 +5,17 @@ merges): an updated document gets a new ordinal and its old one dies. Every stru
 ordinal, so a :class:`~nirbridge.engine.searcher.Searcher` taken at a refresh keeps seeing exactly its own
 documents: it reads ordinals below its ``max_ord`` and masks the ones that were dead when it was taken.
 
-Postings are numpy arrays (ordinals ascending, frequencies) replaced, never mutated, when a refresh appends to
-them, so concurrent readers are safe without locks.
+Postings are numpy arrays (ordinals ascending, frequencies), never mutated once written, so concurrent readers
+are safe without locks. A field's postings are kept as segments, one per refresh, each holding its terms'
+postings back to back (grouped by one sort, no per-term work); adjacent segments are merged as they pile up,
+as Lucene merges its segments, and a term's postings are its slices in each segment, in ordinal order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -52,12 +55,110 @@ class Posting:
     freqs: np.ndarray  # float32 term frequencies (BM25) or int32 encoded feature values
 
 
+class _Segment:
+    """The postings of one batch of documents for one field: term ``i``'s are ``ords/freqs[offsets[i]:
+    offsets[i + 1]]``, ordinals ascending; every ordinal is above those of the segments before it."""
+
+    __slots__ = ("vocab", "offsets", "ords", "freqs")
+
+    def __init__(self, vocab: dict[str, int], offsets: list[int], ords: np.ndarray, freqs: np.ndarray
+                 ) -> None:
+        self.vocab = vocab  # term -> its index, in order of first appearance
+        self.offsets = offsets
+        self.ords = ords
+        self.freqs = freqs
+
+    @classmethod
+    def build(cls, terms: list[str], ords: np.ndarray, freqs: np.ndarray) -> _Segment:
+        """From parallel (term, ordinal, freq) entries whose ordinals are non-decreasing."""
+        vocab: dict[str, int] = {}
+        setdefault = vocab.setdefault
+        term_ids = np.fromiter([setdefault(t, len(vocab)) for t in terms], dtype=np.int64, count=len(terms))
+        return cls._grouped(vocab, term_ids, ords, freqs)
+
+    @classmethod
+    def _grouped(cls, vocab: dict[str, int], term_ids: np.ndarray, ords: np.ndarray, freqs: np.ndarray
+                 ) -> _Segment:
+        order = np.argsort(term_ids, kind="stable")  # stable: each term's ordinals stay ascending
+        offsets = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_ids, minlength=len(vocab)), out=offsets[1:])
+        return cls(vocab, offsets.tolist(), ords[order], freqs[order])
+
+    @property
+    def size(self) -> int:
+        return int(self.ords.shape[0])
+
+    def merged_with(self, newer: _Segment) -> _Segment:
+        """One segment holding this one's postings then ``newer``'s (whose ordinals are all above)."""
+        vocab = dict(self.vocab)
+        setdefault = vocab.setdefault
+        newer_ids = np.fromiter([setdefault(t, len(vocab)) for t in newer.vocab], dtype=np.int64,
+                                count=len(newer.vocab))
+        term_ids = np.concatenate((
+            np.repeat(np.arange(len(self.vocab), dtype=np.int64), np.diff(self.offsets)),
+            np.repeat(newer_ids, np.diff(newer.offsets)),
+        ))
+        return _Segment._grouped(vocab, term_ids, np.concatenate((self.ords, newer.ords)),
+                                 np.concatenate((self.freqs, newer.freqs)))
+
+
+class TermPostings:
+    """term -> :class:`Posting` of one field (the mapping methods a dict of postings would have), stored as
+    :class:`_Segment` s: a refresh adds one without touching the others, and an older segment no larger than
+    the newer one is merged with it (a binary counter: at most log2(postings) segments, each entry rewritten
+    at most that many times)."""
+
+    __slots__ = ("_segments",)
+
+    def __init__(self) -> None:
+        self._segments: list[_Segment] = []
+
+    def add(self, segment: _Segment) -> None:
+        segments = self._segments
+        segments.append(segment)
+        while len(segments) >= 2 and segments[-2].size <= segments[-1].size:
+            newer = segments.pop()
+            segments[-1] = segments[-1].merged_with(newer)
+
+    def get(self, term: str, default: Posting | None = None) -> Posting | None:
+        parts = []
+        for segment in self._segments:
+            i = segment.vocab.get(term)
+            if i is not None:
+                a, z = segment.offsets[i], segment.offsets[i + 1]
+                parts.append((segment.ords[a:z], segment.freqs[a:z]))
+        if not parts:
+            return default
+        if len(parts) == 1:
+            return Posting(*parts[0])
+        return Posting(np.concatenate([o for o, _ in parts]), np.concatenate([f for _, f in parts]))
+
+    def __getitem__(self, term: str) -> Posting:
+        posting = self.get(term)
+        if posting is None:
+            raise KeyError(term)
+        return posting
+
+    def __contains__(self, term: object) -> bool:
+        return any(term in segment.vocab for segment in self._segments)
+
+    def __iter__(self) -> Iterator[str]:
+        if len(self._segments) == 1:
+            return iter(self._segments[0].vocab)
+        return iter(dict.fromkeys(chain.from_iterable(s.vocab for s in self._segments)))
+
+    def __len__(self) -> int:
+        if len(self._segments) == 1:
+            return len(self._segments[0].vocab)
+        return sum(1 for _ in self)
+
+
 @dataclass
 class TextField:
     """An inverted field: text (with norms) or terms (keyword/boolean: docs only, no norms)."""
 
     has_norms: bool
-    postings: dict[str, Posting] = field(default_factory=dict)
+    postings: TermPostings = field(default_factory=TermPostings)
     norms: GrowArray = field(default_factory=lambda: GrowArray(np.uint8))
     lengths: GrowArray = field(default_factory=lambda: GrowArray(np.int64))
 
@@ -94,9 +195,8 @@ def _append(existing: Posting | None, ords: list[int], freqs: list[int], freq_dt
 class _FlatPostings:
     """The (term, freq) pairs of one field for a batch of documents, flat, grouped by term at the end.
 
-    Grouping with one stable numpy sort (instead of a Python list per term per document) keeps a refresh's
-    cost in C: each document contributes its term dict's keys and values in bulk, and each term's new postings
-    come out as contiguous slices, ordinals ascending.
+    Each document contributes its term dict's keys and values in bulk; one stable numpy sort then groups them
+    into a :class:`_Segment` (instead of a Python list per term per document and an array per term).
     """
 
     __slots__ = ("terms", "freqs", "doc_ords", "doc_sizes")
@@ -113,30 +213,13 @@ class _FlatPostings:
         self.doc_ords.append(ord_)
         self.doc_sizes.append(len(freqs))
 
-    def append_to(self, postings: dict[str, Posting]) -> None:
+    def append_to(self, postings: TermPostings) -> None:
         if not self.terms:
             return
-        vocab: dict[str, int] = {}
-        setdefault = vocab.setdefault
-        term_ids = np.fromiter([setdefault(t, len(vocab)) for t in self.terms], dtype=np.int64,
-                               count=len(self.terms))
         ords = np.repeat(
             np.asarray(self.doc_ords, dtype=np.int32), np.asarray(self.doc_sizes, dtype=np.int64)
         )
-        freqs = np.asarray(self.freqs, dtype=np.float32)
-        order = np.argsort(term_ids, kind="stable")  # stable: each term's ordinals stay ascending
-        ords, freqs = ords[order], freqs[order]
-        ends = np.cumsum(np.bincount(term_ids, minlength=len(vocab))).tolist()
-        start = 0
-        get = postings.get
-        for term, end in zip(vocab, ends, strict=True):
-            existing = get(term)
-            if existing is None:
-                postings[term] = Posting(ords[start:end], freqs[start:end])
-            else:
-                postings[term] = Posting(np.concatenate((existing.ords, ords[start:end])),
-                                         np.concatenate((existing.freqs, freqs[start:end])))
-            start = end
+        postings.add(_Segment.build(self.terms, ords, np.asarray(self.freqs, dtype=np.float32)))
 
 
 class InvertedStore:
@@ -156,7 +239,7 @@ class InvertedStore:
             return
         text_new: dict[str, _FlatPostings] = {}
         lengths: dict[str, tuple[list[int], list[int]]] = {}
-        term_new: dict[str, dict[str, list[int]]] = {}
+        term_new: dict[str, _FlatPostings] = {}
         number_new: dict[str, tuple[list[int], list[int | float]]] = {}
         feature_new: dict[str, dict[str, tuple[list[int], list[int]]]] = {}
         vector_new: dict[str, tuple[list[int], list[np.ndarray]]] = {}
@@ -173,9 +256,11 @@ class InvertedStore:
                     ls[0].append(ord_)
                     ls[1].append(length)
             for path, values in doc.terms.items():
-                by_term_ords = term_new.setdefault(path, {})
-                for term in dict.fromkeys(values):
-                    by_term_ords.setdefault(term, []).append(ord_)
+                if values:
+                    flat = term_new.get(path)
+                    if flat is None:
+                        flat = term_new[path] = _FlatPostings()
+                    flat.add(ord_, dict.fromkeys(values, 1))
             for path, values in doc.numbers.items():
                 entry_n = number_new.setdefault(path, ([], []))
                 for value in values:
@@ -203,16 +288,12 @@ class InvertedStore:
             lens_arr = np.asarray(lens, dtype=np.int64)
             tf.lengths.set(ords_arr, lens_arr)
             tf.norms.set(ords_arr, encode_norms(lens_arr))
-        for path, by_term_ords in term_new.items():
+        for path, flat in term_new.items():
             tf = self.text.setdefault(path, TextField(has_norms=False))
-            counts: dict[int, int] = {}
-            for term, ords in by_term_ords.items():
-                tf.postings[term] = _append(tf.postings.get(term), ords, [1] * len(ords), np.float32)
-                for o in ords:
-                    counts[o] = counts.get(o, 0) + 1
+            flat.append_to(tf.postings)
             # Docs-only fields: Lucene sets sumTotalTermFreq = sumDocFreq; a doc's "length" is its term count.
-            ords_arr = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf.lengths.set(ords_arr, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
+            sizes = np.asarray(flat.doc_sizes, dtype=np.int64)
+            tf.lengths.set(np.asarray(flat.doc_ords, dtype=np.int64), sizes)
         for path, (ords, values) in number_new.items():
             nf = self.numbers.get(path)
             if nf is None:
