@@ -153,10 +153,8 @@ class Mapping:
         result = Field(path, ftype, spec)
         if ftype in TEXT_TYPES:
             try:
-                result.analyzer = get_analyzer(spec.get("analyzer", "standard"), self.analysis)
-                result.search_analyzer = get_analyzer(
-                    spec.get("search_analyzer", spec.get("analyzer", "standard")), self.analysis
-                )
+                result.analyzer = get_analyzer(spec.get("analyzer", "default"), self.analysis)
+                result.search_analyzer = get_analyzer(self._search_analyzer_name(spec), self.analysis)
             except AnalysisError as exc:
                 raise errors.mapper_parsing(str(exc)) from exc
         if ftype == "knn_vector":
@@ -177,6 +175,14 @@ class Mapping:
         ):
             raise errors.mapper_parsing(f"[positive_score_impact] on field [{path}] must be a boolean")
         return result
+
+    def _search_analyzer_name(self, spec: dict[str, Any]) -> str:
+        """Search analyzer: the field's own, else its index analyzer, else default_search, else default."""
+        if "search_analyzer" in spec:
+            return str(spec["search_analyzer"])
+        if "analyzer" in spec:
+            return str(spec["analyzer"])
+        return "default_search" if "default_search" in (self.analysis.get("analyzer") or {}) else "default"
 
     # ----- lookups ------------------------------------------------------------------------------------------
     def field(self, path: str) -> Field | None:
