@@ -100,13 +100,34 @@ class Term(Node):
         return out
 
     def leg(self, s: Searcher) -> TermLeg | None:
-        """What scoring this term needs (postings, weight, norms), without dense arrays; None when absent."""
+        """What scoring this term needs (postings, weight, norms), without dense arrays; None when absent.
+
+        Remembered by the view (which never changes), scores included once computed: the BM25 impacts that
+        bm25s precomputes at indexing, computed here on a term's first use."""
+        key = ("term_leg", self.path, self.term, self.boost)
+        memo = s._cache
+        leg = memo.get(key, _UNSEEN)  # type: ignore[call-overload]
+        if leg is not _UNSEEN:
+            return leg  # type: ignore[no-any-return]
         posting = s.posting(self.path, self.term)
         if posting is None:
-            return None
-        doc_count, sum_ttf = s.field_stats.get(self.path, (0, 0))
-        weight = np.float32(self.boost) * _idf(posting.ords.shape[0], doc_count)
-        return TermLeg(posting.ords, posting.freqs, weight, _inverse_norms(s, self.path, doc_count, sum_ttf))
+            leg = None
+        else:
+            doc_count, sum_ttf = s.field_stats.get(self.path, (0, 0))
+            weight = np.float32(self.boost) * _idf(posting.ords.shape[0], doc_count)
+            budget = memo.get(("score_budget",))  # type: ignore[call-overload]
+            if budget is None:
+                budget = memo[("score_budget",)] = [_VIEW_SCORE_BYTES]  # type: ignore[index]
+            inverse = _inverse_norms(s, self.path, doc_count, sum_ttf)
+            leg = TermLeg(posting.ords, posting.freqs, weight, inverse, budget)
+        if len(memo) < _VIEW_MEMO_MAX:
+            memo[key] = leg  # type: ignore[index]
+        return leg
+
+
+_UNSEEN = object()
+_VIEW_MEMO_MAX = 8192  # entries a view remembers (terms' postings and legs)
+_VIEW_SCORE_BYTES = 64 << 20  # memory a view may spend on remembered scores
 
 
 @dataclass
@@ -115,15 +136,40 @@ class TermLeg:
     freqs: np.ndarray
     weight: np.float32  # boost * idf
     inverse: np.ndarray | np.float32  # see _inverse_norms
+    budget: list[int]  # bytes of scores its view may still remember (shared by the view's legs)
+    scores: np.ndarray | None = None  # float32, one per posting, once bm25_legs computed them (read-only)
 
 
 def bm25_legs(legs: list[TermLeg], ords: np.ndarray) -> np.ndarray:
-    """The float32 BM25 score of every posting of ``legs`` (``ords``: their ordinals, concatenated), in one
-    pass.
+    """The float32 BM25 score of every posting of ``legs`` (``ords``: their ordinals, concatenated),
+    read-only; the legs scored before reuse their scores, the others are scored in one pass and keep theirs
+    (within their view's budget)."""
+    missing = [leg for leg in legs if leg.scores is None]
+    if not missing:
+        return legs[0].scores if len(legs) == 1 else np.concatenate([leg.scores for leg in legs])  # type: ignore
+    if len(missing) < len(legs):
+        ords = np.concatenate([leg.ords for leg in missing])
+    fresh = _bm25_pass(missing, ords)
+    fresh.setflags(write=False)
+    slices, start = [], 0
+    for leg in missing:
+        slices.append(fresh[start: start + leg.ords.shape[0]])
+        start += leg.ords.shape[0]
+    if len(missing) == len(legs):
+        result = fresh
+    else:
+        pending = iter(slices)
+        result = np.concatenate([leg.scores if leg.scores is not None else next(pending) for leg in legs])
+    for leg, scores in zip(missing, slices, strict=True):
+        if leg.scores is None and leg.budget[0] >= scores.nbytes:
+            leg.budget[0] -= scores.nbytes
+            leg.scores = scores
+    return result
 
-    Per posting this is exactly ``scoring.bm25_scores``: ``weight - weight / (1f + freq * cache[norm])``, each
-    operation in float32 (elementwise, so batching the terms changes no bit).
-    """
+
+def _bm25_pass(legs: list[TermLeg], ords: np.ndarray) -> np.ndarray:
+    """Per posting exactly ``scoring.bm25_scores``: ``weight - weight / (1f + freq * cache[norm])``, each
+    operation in float32 (elementwise, so batching the terms changes no bit)."""
     if len(legs) == 1:
         leg = legs[0]
         inverse = leg.inverse

@@ -422,10 +422,9 @@ def ordered_hits(
             order = np.lexsort((ords, -scores.astype(np.float64)))
             if limit is not None:
                 order = order[:limit]
-            for i in order:
-                score = float(scores[i])
-                hits.append(Hit(position, int(ords[i]), score, [score] if sort is not None else None,
-                                (_Reversed(score), position, int(ords[i]))))
+            for o, score in zip(ords[order].tolist(), scores[order].tolist(), strict=True):
+                hits.append(Hit(position, o, score, [score] if sort is not None else None,
+                                (_Reversed(score), position, o)))
             continue
         assert sort is not None
         after_key = (
