@@ -114,7 +114,7 @@ class Term(Node):
             leg = None
         else:
             doc_count, sum_ttf = s.field_stats.get(self.path, (0, 0))
-            weight = np.float32(self.boost) * _idf(posting.ords.shape[0], doc_count)
+            weight = _weight(self.boost, posting.ords.shape[0], doc_count)
             budget = memo.get(("score_budget",))  # type: ignore[call-overload]
             if budget is None:
                 budget = memo[("score_budget",)] = [_VIEW_SCORE_BYTES]  # type: ignore[index]
@@ -191,6 +191,11 @@ def _bm25_pass(legs: list[TermLeg], ords: np.ndarray) -> np.ndarray:
     np.divide(weight, x, out=x)
     np.subtract(weight, x, out=x)
     return x
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _weight(boost: float, doc_freq: int, doc_count: int) -> np.float32:
+    return np.float32(boost) * _idf(doc_freq, doc_count)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -295,7 +300,9 @@ class Bool(Node):
             return _empty(n)
         legs = [leg for leg in must + should if leg is not None]
         if legs:
+            # Pointer-sized indices: numpy gathers and scatters with them several times faster than int32.
             ords = legs[0].ords if len(legs) == 1 else np.concatenate([leg.ords for leg in legs])
+            ords = ords.astype(np.intp)
             total = np.bincount(ords, weights=bm25_legs(legs, ords), minlength=n)
         else:
             ords = np.empty(0, dtype=np.int32)
