@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib
 import json
 import math
@@ -139,25 +140,48 @@ class Timing:
                 **latency_summary(self.latencies, unit)}
 
 
-def time_queries(run_one: Callable[[str], Any], queries: list[str], rounds: int, warmup: list[str],
-                 before_round: Callable[[], None] | None = None) -> Timing:
-    """Run ``run_one`` on every query, ``rounds`` times, after ``warmup`` queries (not the measured ones);
-    ``before_round`` (untimed) runs before each round."""
-    for query in warmup:
-        run_one(query)
-    latencies: list[float] = []
-    cpu = 0.0
+@dataclass
+class System:
+    """One search system under test: ``run(query)``, and ``before_round()`` (untimed) before each round."""
+
+    run: Callable[[str], Any]
+    before_round: Callable[[], None] | None = None
+
+
+def time_interleaved(systems: dict[str, System], queries: list[str], rounds: int, warmup: list[str]
+                     ) -> dict[str, Timing]:
+    """Every system runs every query once per round, one system after the other within each round, so that
+    the machine's load drifts over all of them alike; each runs ``warmup`` queries (not measured ones) first.
+    The cyclic GC is paused while a round is timed (as ``timeit`` does) and collects between rounds."""
+    for system in systems.values():
+        for query in warmup:
+            system.run(query)
+    latencies: dict[str, list[float]] = {name: [] for name in systems}
+    cpu = dict.fromkeys(systems, 0.0)
     for _ in range(rounds):
-        if before_round is not None:
-            before_round()
-        cpu_started = time.thread_time()
-        for query in queries:
-            started = time.perf_counter()
-            run_one(query)
-            latencies.append(time.perf_counter() - started)
-        cpu += time.thread_time() - cpu_started
-    wall = sum(latencies)
-    return Timing(len(latencies) / wall if wall else 0.0, len(latencies) / cpu if cpu else 0.0, latencies)
+        for name, system in systems.items():
+            if system.before_round is not None:
+                system.before_round()
+            gc.collect()
+            gc.disable()
+            try:
+                cpu_started = time.thread_time()
+                for query in queries:
+                    started = time.perf_counter()
+                    system.run(query)
+                    latencies[name].append(time.perf_counter() - started)
+                cpu[name] += time.thread_time() - cpu_started
+            finally:
+                gc.enable()
+    out = {}
+    for name, lat in latencies.items():
+        wall = sum(lat)
+        out[name] = Timing(len(lat) / wall if wall else 0.0, len(lat) / cpu[name] if cpu[name] else 0.0, lat)
+    return out
+
+
+def time_queries(run_one: Callable[[str], Any], queries: list[str], rounds: int, warmup: list[str]) -> Timing:
+    return time_interleaved({"one": System(run_one)}, queries, rounds, warmup)["one"]
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -180,8 +204,9 @@ def own_peak_rss_mb() -> float:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def bm25s_native(collection: Collection, rounds: int, warmup: list[str]) -> dict[str, Any]:
-    """bm25s as normally used (its own tokeniser, English stemmer + stop words): docs/s and queries/s."""
+def bm25s_native(collection: Collection) -> tuple[dict[str, Any], System]:
+    """bm25s as normally used (its own tokeniser, English stemmer + stop words): indexing docs/s, and the
+    system that answers a query (tokenisation included)."""
     import bm25s
     import Stemmer
 
@@ -197,14 +222,10 @@ def bm25s_native(collection: Collection, rounds: int, warmup: list[str]) -> dict
         query_tokens = bm25s.tokenize([query], stopwords="en", stemmer=stemmer, show_progress=False)
         return retriever.retrieve(query_tokens, k=K, show_progress=False, n_threads=0)
 
-    timing = time_queries(one, collection.queries, rounds, warmup)
     rate = len(bodies) / index_s
-    return {
-        "indexing": {"docs": len(bodies), "seconds": round(index_s, 3), "docs_per_s": round(rate, 1),
-                     "durable": False},
-        "search": {**timing.summary("us"),
-                   "tokeniser": "bm25s.tokenize (English stop words, PyStemmer english)"},
-    }
+    indexing = {"docs": len(bodies), "seconds": round(index_s, 3), "docs_per_s": round(rate, 1),
+                "durable": False}
+    return indexing, System(one)
 
 
 class Bm25sOnEngineTokens:
@@ -490,9 +511,8 @@ def bench_collection(collection: Collection, args: argparse.Namespace, workdir: 
     warmup = collection.warmup_queries[: args.warmup]
 
     log(f"{collection.name}: bm25s with its own tokeniser")
-    native = bm25s_native(collection, args.rounds, warmup)
-    log(f"  indexing {native['indexing']['docs_per_s']:.0f} docs/s, "
-        f"search {native['search']['queries_per_s']:.0f} q/s")
+    native_indexing, native_system = bm25s_native(collection)
+    log(f"  indexing {native_indexing['docs_per_s']:.0f} docs/s")
 
     http_tops: list[list[tuple[str, float]]] = []
     if not args.skip_http:
@@ -513,10 +533,6 @@ def bench_collection(collection: Collection, args: argparse.Namespace, workdir: 
         # query set does not replay remembered scores (queries within a round still share them).
         views[0] = (dataclasses.replace(index.searcher, _cache={}), index.mapping)
 
-    log(f"{collection.name}: in-process search_views, {len(queries)} queries x {args.rounds}")
-    engine_timing = time_queries(engine_one, queries, args.rounds, warmup, fresh_view)
-    log(f"  {engine_timing.queries_per_s:.0f} q/s ({engine_timing.queries_per_cpu_s:.0f} per CPU second)")
-
     log(f"{collection.name}: bm25s on the engine's english tokens")
     analyzer = get_analyzer("english")
     started = time.perf_counter()
@@ -532,8 +548,19 @@ def bench_collection(collection: Collection, args: argparse.Namespace, workdir: 
         docs, scores = bm25s_index.top(analyzer.tokens(query))
         bm25s_tops[query] = [(ids[int(d)], float(s)) for d, s in zip(docs, scores, strict=True) if s > 0]
 
-    bm25s_timing = time_queries(bm25s_one, queries, args.rounds, warmup)
-    log(f"  {bm25s_timing.queries_per_s:.0f} q/s ({bm25s_timing.queries_per_cpu_s:.0f} per CPU second)")
+    log(f"{collection.name}: one query at a time, {len(queries)} queries x {args.rounds} rounds, "
+        f"interleaved: search_views in-process, bm25s, bm25s on the engine's tokens")
+    timings = time_interleaved(
+        {"engine": System(engine_one, fresh_view), "bm25s": native_system, "bm25s_tokens": System(bm25s_one)},
+        queries, args.rounds, warmup,
+    )
+    engine_timing, native_timing, bm25s_timing = timings["engine"], timings["bm25s"], timings["bm25s_tokens"]
+    for label, timing in (("engine in-process", engine_timing), ("bm25s", native_timing),
+                          ("bm25s on engine tokens", bm25s_timing)):
+        log(f"  {label}: {timing.queries_per_s:.0f} q/s ({timing.queries_per_cpu_s:.0f} per CPU second)")
+    native = {"indexing": native_indexing,
+              "search": {**native_timing.summary("us"),
+                         "tokeniser": "bm25s.tokenize (English stop words, PyStemmer english)"}}
 
     engine_list = [engine_tops[q] for q in queries]
     agree = agreement(engine_list, [bm25s_tops[q] for q in queries], [analyzer.tokens(q) for q in queries],
