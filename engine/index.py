@@ -66,7 +66,7 @@ class Index:
         self.pending: dict[str, DocVersion] = {}  # changes since the last refresh
         self.visible: dict[str, int] = {}  # id -> ordinal in the refreshed view
         self.ord_docs: list[DocVersion] = []
-        self.store = InvertedStore()
+        self.store = InvertedStore(settings)
         self.live = np.zeros(0, dtype=np.bool_)
         self.num_deleted = 0
         self.field_stats: dict[str, list[int]] = {}

@@ -21,6 +21,7 @@ import numpy as np
 
 from .mapping import Mapping, ParsedDoc
 from .scoring import encode_norms
+from .settings import KNN_DEFAULT_APPROXIMATE_THRESHOLD, IndexSettings
 from .vectors import VectorIndex
 
 
@@ -225,7 +226,8 @@ class _FlatPostings:
 class InvertedStore:
     """All searchable structures of an index, appended to at each refresh."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: IndexSettings | None = None) -> None:
+        self.settings = settings  # the index's (live) settings: the k-NN graph threshold is read at each add
         self.text: dict[str, TextField] = {}
         self.numbers: dict[str, NumericField] = {}
         self.features: dict[str, dict[str, Posting]] = {}
@@ -309,10 +311,14 @@ class InvertedStore:
             store = self.features.setdefault(path, {})
             for name, (ords, encoded) in by_feature.items():
                 store[name] = _append(store.get(name), ords, encoded, np.int32)
+        threshold = (
+            self.settings.knn_approximate_threshold if self.settings else KNN_DEFAULT_APPROXIMATE_THRESHOLD
+        )
         for path, (ords, vectors) in vector_new.items():
             index = self.vectors.get(path)
             if index is None:
                 index = self.vectors[path] = _new_vector_index(mapping, path)
+            index.approximate_threshold = threshold  # dynamic in OpenSearch: applies to what is built next
             index.add(np.asarray(ords, dtype=np.int64), np.stack(vectors).astype(np.float32, copy=False))
         for path, ords in present_new.items():
             self.present.setdefault(path, GrowArray(np.bool_, False)).set(

@@ -432,6 +432,7 @@ class Knn(Node):
     k: int
     filter: Node | None = None
     boost: float = 1.0
+    ef_search: int | None = None  # method_parameters.ef_search (else the index setting, else the field's)
 
     def run(self, s: Searcher) -> Matches:
         out = _empty(s.max_ord)
@@ -439,7 +440,11 @@ class Knn(Node):
         if vectors is None:
             return out
         allowed = s.live if self.filter is None else (s.live & self.filter.run(s).mask)
-        ords, scores = vectors.search(self.vector, self.k, allowed=allowed)
+        ef_search = self.ef_search if self.ef_search is not None else s.index.settings.knn_ef_search
+        try:
+            ords, scores = vectors.search(self.vector, self.k, allowed=allowed, ef_search=ef_search)
+        except ValueError as exc:  # e.g. a zero query vector with cosinesimil
+            raise errors.illegal_argument(str(exc).removeprefix("query: ")) from None
         ords = ords[ords < s.max_ord]
         scores = scores[: ords.shape[0]]
         out.mask[ords] = True
@@ -900,7 +905,10 @@ class QueryParser:
         vector = params.get("vector")
         if not isinstance(vector, list) or not vector:
             raise errors.illegal_argument("[knn] requires a [vector]")
-        query = np.asarray(vector, dtype=np.float32)
+        try:
+            query = np.asarray(vector, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise errors.illegal_argument("[knn] vector must be an array of numbers") from None
         dimension = int(spec.params["dimension"])
         if query.shape[0] != dimension:
             raise errors.illegal_argument(
@@ -910,7 +918,27 @@ class QueryParser:
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0 or k > 10000:
             raise errors.illegal_argument("[knn] requires k to be in the range (0, 10000]")
         filter_node = self.parse(params["filter"]) if params.get("filter") is not None else None
-        return Knn(path, query, k, filter_node, float(params.get("boost", 1.0)))
+        ef_search = _knn_method_parameters(params.get("method_parameters"))
+        return Knn(path, query, k, filter_node, float(params.get("boost", 1.0)), ef_search)
+
+
+def _knn_method_parameters(given: Any) -> int | None:
+    """``ef_search`` from a knn query's ``method_parameters`` (k-NN ``MethodParametersParser``); ``nprobes``
+    (IVF) is validated and has no effect on an HNSW field."""
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise errors.illegal_argument("[knn] method_parameters must be an object")
+    problems = []
+    for name, value in given.items():
+        if name not in ("ef_search", "nprobes"):
+            problems.append(f"{name} is not a valid method parameter")
+        elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            problems.append(f"{name} should be greater than 0")
+    if problems:
+        numbered = "".join(f"{i}: {problem};" for i, problem in enumerate(problems, 1))
+        raise errors.illegal_argument(f"[knn] errors in method parameter [Validation Failed: {numbered}]")
+    return given.get("ef_search")
 
 
 def _as_list(value: Any) -> list[Any]:

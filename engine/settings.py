@@ -20,6 +20,10 @@ STATIC = {
     "index.number_of_routing_shards",
 }
 STATIC_PREFIXES = ("index.analysis.",)
+# The k-NN plugin's dynamic integer index settings that take effect here, with their minimums.
+KNN_INT_SETTINGS = {"index.knn.algo_param.ef_search": 2, "index.knn.advanced.approximate_threshold": -1}
+# KNNSettings.INDEX_KNN_DEFAULT_BUILD_VECTOR_DATA_STRUCTURE_THRESHOLD
+KNN_DEFAULT_APPROXIMATE_THRESHOLD = 15_000
 GENERATED = ("index.uuid", "index.creation_date", "index.provided_name", "index.version.created")
 
 
@@ -37,6 +41,23 @@ def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
     if prefix == "":
         flat = {(k if k.startswith("index.") else f"index.{k}"): v for k, v in flat.items()}
     return flat
+
+
+def _int_setting(value: Any, key: str, minimum: int) -> int:
+    """OpenSearch's ``Setting.intSetting`` parse: an integer within [minimum, 2^31 - 1]."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise errors.illegal_argument(f"Failed to parse value [{value}] for setting [{key}]") from None
+    if number < minimum:
+        raise errors.illegal_argument(
+            f"Failed to parse value [{value}] for setting [{key}] must be >= {minimum}"
+        )
+    if number > 2**31 - 1:
+        raise errors.illegal_argument(
+            f"Failed to parse value [{value}] for setting [{key}] must be <= {2**31 - 1}"
+        )
+    return number
 
 
 def _as_setting_value(value: Any) -> Any:
@@ -135,6 +156,9 @@ class IndexSettings:
             raise errors.illegal_argument(
                 f"Failed to parse value [{self.flat['index.knn']}] as only [true] or [false] are allowed."
             )
+        for key, minimum in KNN_INT_SETTINGS.items():  # the k-NN plugin's Setting.intSetting bounds
+            if key in self.flat:
+                _int_setting(self.flat[key], key, minimum)
 
     def update(self, body: Any, index_open: bool = True) -> None:
         flat = {k: _as_setting_value(v) for k, v in flatten(body or {}).items()}
@@ -185,6 +209,18 @@ class IndexSettings:
     @property
     def knn(self) -> bool:
         return str(self.flat.get("index.knn", "false")).lower() == "true"
+
+    @property
+    def knn_ef_search(self) -> int | None:
+        """``index.knn.algo_param.ef_search`` when set (the field's own default, 100, otherwise)."""
+        value = self.flat.get("index.knn.algo_param.ef_search")
+        return None if value is None else int(value)
+
+    @property
+    def knn_approximate_threshold(self) -> int:
+        """``index.knn.advanced.approximate_threshold``: vectors needed before an HNSW graph is built."""
+        value = self.flat.get("index.knn.advanced.approximate_threshold", KNN_DEFAULT_APPROXIMATE_THRESHOLD)
+        return int(value)
 
     def analysis(self) -> dict[str, Any]:
         prefix = "index.analysis."

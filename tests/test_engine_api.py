@@ -206,6 +206,39 @@ def test_neural_field_queries(client: OpenSearch, docs_index: str) -> None:
     assert ids(filtered) == ["2", "1"]
 
 
+def test_knn_errors_and_search_parameters(client: OpenSearch) -> None:
+    method = {"name": "hnsw", "space_type": "cosinesimil", "engine": "faiss"}
+    mapping = {"properties": {"cos": {"type": "knn_vector", "dimension": 3, "method": method}}}
+    with pytest.raises(RequestError) as low_ef:  # the k-NN plugin's intSetting minimum
+        client.indices.create(index="knn-bad", body={"settings": {"index.knn": True,
+                                                                  "index.knn.algo_param.ef_search": 1}})
+    assert low_ef.value.error == "illegal_argument_exception"
+    assert "must be >= 2" in low_ef.value.info["error"]["reason"]
+    client.indices.create(index="knn-params", body={"settings": {"index.knn": True, "number_of_replicas": 0,
+                                                                 "index.knn.algo_param.ef_search": 50},
+                                                    "mappings": mapping})
+    helpers.bulk(client, [{"_index": "knn-params", "_id": str(i), "_source": {"cos": [1.0, float(i), 0.5]}}
+                          for i in range(6)], refresh=True)
+    with pytest.raises(RequestError) as zero:  # VectorIndex's ValueError becomes a 400, not a 500
+        client.search(index="knn-params", body={"query": {"knn": {"cos": {"vector": [0, 0, 0], "k": 2}}}})
+    assert zero.value.status_code == 400 and zero.value.error == "illegal_argument_exception"
+    reason = zero.value.info["error"]["reason"]
+    assert reason == "zero vector is not supported when space type is [cosinesimil]"
+    for bad, message in (({"ef_search": 0}, "ef_search should be greater than 0"),
+                         ({"colour": 1}, "colour is not a valid method parameter")):
+        with pytest.raises(RequestError) as invalid:
+            client.search(index="knn-params", body={"query": {"knn": {"cos": {
+                "vector": [1, 2, 0.5], "k": 2, "method_parameters": bad}}}})
+        assert invalid.value.error == "illegal_argument_exception"
+        assert message in invalid.value.info["error"]["reason"]
+    found = client.search(index="knn-params", body={"query": {"knn": {"cos": {
+        "vector": [1, 2, 0.5], "k": 2, "method_parameters": {"ef_search": 10}}}}})
+    assert ids(found)[0] == "2"
+    client.indices.put_settings(index="knn-params", body={"index.knn.advanced.approximate_threshold": 0})
+    with pytest.raises(RequestError):
+        client.indices.put_settings(index="knn-params", body={"index.knn.advanced.approximate_threshold": -2})
+
+
 def test_sorting_paging_source_and_totals(client: OpenSearch, docs_index: str) -> None:
     by_year = client.search(index=docs_index, body={"sort": [{"year": "desc"}], "size": 2, "_source": ["title"]})
     assert ids(by_year) == ["4", "3"]

@@ -376,3 +376,157 @@ def test_other_bad_arguments() -> None:
         index.add(np.array([5, 6]), np.ones((1, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="dimension must be a positive integer"):
         VectorIndex(0)
+
+
+# --------------------------------------------------------------------------- int8 scan, approximate_threshold
+
+
+def scan_spy(index: VectorIndex, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Per int8 scan of ``index``: whether its bound proved the top-k (False: the float32 scan answered)."""
+    proved: list[bool] = []
+    scan = index._scan_codes
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        found = scan(*args)
+        proved.append(found is not None)
+        return found
+
+    monkeypatch.setattr(index, "_scan_codes", spy)
+    return proved
+
+
+@pytest.mark.parametrize("space_type", SPACE_TYPES)
+def test_exact_search_through_int8_codes_equals_the_float_scan(
+    space_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n, dim = 15_000, 256  # 3.8M distance computations > MAX_DISTANCE_COMPUTATIONS: the codes are scanned
+    data = embedding_like(n, dim, seed=20)
+    ords = np.arange(n, dtype=np.int64) * 2 + 5
+    index = VectorIndex(dim, space_type, approximate_threshold=-1)  # no graph: every search is exact
+    index.add(ords[: n // 2], data[: n // 2])
+    index.add(ords[n // 2 :], 3 * data[n // 2 :])  # outside the coded range: every row is re-coded
+    stored = np.concatenate((data[: n // 2], 3 * data[n // 2 :]))
+    assert not index.has_graph
+    proved = scan_spy(index, monkeypatch)
+    queries = np.concatenate((embedding_like(6, dim, seed=21), stored[[3, 9_000]]))
+    for query in queries:
+        check_against_exact(index, stored, ords, query, k=10)
+    allowed = np.zeros(int(ords.max()) + 1, dtype=bool)
+    allowed[ords] = True
+    allowed[ords[::3]] = False  # 10,000 candidates x 256: still above the budget
+    index.remove(ords[1::7])
+    keep = ~np.isin(ords, ords[::3]) & ~np.isin(ords, ords[1::7])
+    for query in queries[:3]:
+        got, scores = index.search(query, 25, allowed=allowed)
+        want, want_scores = exact_top_k(opensearch_scores(space_type, stored[keep], query), ords[keep], 25)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    assert len(proved) == len(queries) + 3
+    assert all(proved) if space_type != "innerproduct" else not any(proved)  # no int8 codes for it
+
+
+def test_int8_scan_breaks_ties_by_the_smaller_ordinal(monkeypatch: pytest.MonkeyPatch) -> None:
+    n, dim = 9_000, 256
+    data = np.random.default_rng(22).random((n, dim), dtype=np.float32)
+    data[5_000:5_040] = data[7]  # 41 copies of one vector: the top-20 is all ties
+    index = VectorIndex(dim, approximate_threshold=-1)
+    index.add(np.arange(n)[::-1].copy(), data)  # ordinals descend with the rows
+    proved = scan_spy(index, monkeypatch)
+    got, scores = index.search(data[7], 20)
+    copies = np.concatenate(([n - 1 - 7], n - 1 - np.arange(5_000, 5_040)))
+    np.testing.assert_array_equal(got, np.sort(copies)[:20])
+    assert np.all(scores == 1.0) and proved == [True]
+
+
+def test_approximate_threshold_builds_the_graph_when_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    n, dim = 6_000, 384
+    data = embedding_like(n, dim, seed=23)
+    index = VectorIndex(dim, approximate_threshold=4_000)
+    index.add(np.arange(3_000), data[:3_000])
+    assert not index.has_graph and index._graph.ntotal == 0
+    paths = record_paths(index, monkeypatch)
+    index.search(data[0], 10)
+    index.add(np.arange(3_000, n), data[3_000:])  # 6,000 live rows >= 4,000: the graph is built
+    assert index.has_graph
+    assert index.search(data[4_500], 10)[0][0] == 4_500
+    assert paths == ["exact", "hnsw"]
+    never = VectorIndex(dim, approximate_threshold=-1)
+    never.add(np.arange(n), data)
+    copy = VectorIndex.from_bytes(never.to_bytes())  # rows without a graph survive a round trip
+    assert not copy.has_graph and copy.approximate_threshold == -1 and len(copy) == n
+    for a, b in zip(never.search(data[1], 10), copy.search(data[1], 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+    copy.approximate_threshold = 0  # takes effect at the next add
+    copy.add(np.array([n]), data[:1])
+    assert copy.has_graph and copy._graph.ntotal == n + 1
+    with pytest.raises(ValueError, match="approximate_threshold must be an integer >= -1"):
+        VectorIndex(dim, approximate_threshold=-2)
+
+
+# --------------------------------------------------------------------------- engine plumbing (in-process)
+
+
+def test_engine_passes_ef_search_and_the_graph_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nirbridge.engine.node import Node
+    from nirbridge.engine.query import QueryParser
+
+    seen: list[int | None] = []
+    search = VectorIndex.search
+
+    def spy(self, query, k, allowed=None, ef_search=None):  # type: ignore[no-untyped-def]
+        seen.append(ef_search)
+        return search(self, query, k, allowed=allowed, ef_search=ef_search)
+
+    monkeypatch.setattr(VectorIndex, "search", spy)
+    index = Node(None).create_index("v", {
+        "settings": {"index.knn": True, "index.knn.algo_param.ef_search": 64,
+                     "index.knn.advanced.approximate_threshold": 3},
+        "mappings": {"properties": {"vec": {"type": "knn_vector", "dimension": 2}}},
+    })
+    for i in range(4):
+        index.index_doc(str(i), {"vec": [float(i), 1.0]})
+    index.refresh()
+    vectors = index.store.vectors["vec"]
+    assert vectors.approximate_threshold == 3 and vectors.has_graph  # 4 rows >= 3: the graph was built
+    parser = QueryParser(index.mapping)
+    query = {"knn": {"vec": {"vector": [1.0, 1.0], "k": 2}}}
+    assert len(parser.parse(query).run(index.searcher).mask.nonzero()[0]) == 2
+    query["knn"]["vec"]["method_parameters"] = {"ef_search": 7}
+    parser.parse(query).run(index.searcher)
+    assert seen == [64, 7]
+
+
+def test_int8_scan_fetches_by_radius_when_its_first_rows_prove_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nirbridge.engine.vectors as vectors_module
+
+    n, dim = 12_000, 256
+    data = random_vectors(n, dim, seed=24)
+    centre = data[0].copy()
+    noise = np.random.default_rng(26).standard_normal((500, dim)).astype(np.float32)
+    data[1_000:1_500] = centre + 1e-3 * noise  # 500 rows closer to each other than the int8 coding error
+    queries = np.stack([centre, centre + 1e-3 * noise[0], data[7]])
+    monkeypatch.setattr(vectors_module, "_SCAN_MIN_DEPTH", 1)  # 8 k rows: too few to prove the cluster
+    for space_type in ("l2", "cosinesimil"):
+        index = VectorIndex(dim, space_type, approximate_threshold=-1)
+        index.add(np.arange(n), data)
+        ranges: list[int] = []
+        range_search = index._codes.range_search
+
+        def recording_range_search(*args, _ranges=ranges, _search=range_search, **kwargs):  # type: ignore
+            _ranges.append(1)
+            return _search(*args, **kwargs)
+
+        monkeypatch.setattr(index._codes, "range_search", recording_range_search)
+        for query in queries:
+            for k in (1, 5):
+                got = index.search(query, k)
+                with monkeypatch.context() as patch:  # the same search through the float32 scan
+                    patch.setattr(index, "_scan_codes", lambda *args: None)
+                    want = index.search(query, k)
+                for a, b in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(a, b)
+                if space_type == "l2":  # (cosines of the cluster differ below float32's resolution)
+                    check_against_exact(index, data, np.arange(n), query, k=k)
+        assert len(ranges) >= 4
