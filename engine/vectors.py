@@ -81,12 +81,16 @@ the ``R`` (with a small margin for float32 rounding), no row outside them can en
 and they give the answer. Otherwise a second pass (faiss ``range_search`` on the codes) fetches every row
 whose coded distance is within ``(d_k + E + e_q) / scale`` (``d_k``: the ``k``-th best distance among the
 ``R``, at least the true one), which contains the true top-k and its ties, and re-ranks those; if they are
-more than an eighth of the candidates the float32 scan answers instead. So the results are those of the
-float32 scan, bit for bit; only the time differs. Measured with 100 queries on 100k x 384 vectors: uniform,
-low-rank and Gaussian data, ``l2`` and ``cosinesimil``, k = 10 and 100, the first pass proved the top-k in
-every case but one (Gaussian, cosinesimil, k = 100: half the queries took the second pass, ~900 rows). The
-codes cost ``n x d`` bytes. ``innerproduct`` has no such bound for an L2 scan (row norms differ) and faiss's
-byte kernel has no usable inner product (it truncates negative query values), so it keeps the float32 scan.
+more than an eighth of the candidates the float32 scan answers instead. Candidates that are at least 30 % of
+the rows (tombstones, broad filters) are picked out of the returned rows, with ``R`` scaled by ``rows /
+candidates`` (the bound holds for all rows, so for the candidates too); fewer are passed to the scan as a
+faiss ``IDSelectorBitmap``, which costs a test per row but skips the others' distances. So the results are
+those of the float32 scan, bit for bit; only the time differs. Measured with 100 queries on 100k x 384
+vectors: uniform, low-rank and Gaussian data, ``l2`` and ``cosinesimil``, k = 10 and 100, the first pass
+proved the top-k in every case but one (Gaussian, cosinesimil, k = 100: half the queries took the second pass,
+~900 rows). The codes cost ``n x d`` bytes. ``innerproduct`` has no such bound for an L2 scan (row norms
+differ) and faiss's byte kernel has no usable inner product (it truncates negative query values), so it keeps
+the float32 scan.
 
 Removal and compaction
 ----------------------
@@ -592,8 +596,13 @@ class VectorIndex:
         depth = max(8 * k, _SCAN_MIN_DEPTH)
         if self._codes is None or depth * 8 > count:
             return None
+        # A faiss selector costs a test per row: a mask that admits most rows (tombstones, broad filters) is
+        # applied to the returned rows instead, which are then ``1 / selectivity`` times more.
+        post_filter = mask is not None and count * 10 >= self._n * 3
+        if post_filter:
+            depth = math.ceil(depth * self._n / count)
         params = bits = selector = None
-        if mask is not None:  # `bits` and `selector` stay referenced until the searches return
+        if mask is not None and not post_filter:  # `bits`, `selector` stay referenced during the searches
             bits = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(bits))
             params = faiss.SearchParameters(sel=selector)
@@ -608,6 +617,10 @@ class VectorIndex:
         coded_query = coded_query.astype(np.float32)[None, :]
         coded, rows = self._codes.search(coded_query, depth, params=params)
         coded, rows = coded[0], rows[0]
+        if post_filter:
+            rows = rows[mask[rows]]
+            if len(rows) < k:
+                return None
         raw = self._distances(q, rows)
         # The k-th best of these rows, as an L2 distance: an upper bound of the true k-th best's.
         if self._metric == faiss.METRIC_L2:
@@ -620,6 +633,8 @@ class VectorIndex:
         if outside <= kth:  # not proven: fetch every row whose coded distance allows it to reach the k-th
             radius = ((kth + error) / scale) ** 2 * (1 + _BOUND_SLACK) + 1.0
             _, _, rows = self._codes.range_search(coded_query, radius, params=params)
+            if post_filter:
+                rows = rows[mask[rows]]
             if len(rows) * 8 > count:
                 return None
             raw = self._distances(q, rows)

@@ -530,3 +530,19 @@ def test_int8_scan_fetches_by_radius_when_its_first_rows_prove_nothing(
                 if space_type == "l2":  # (cosines of the cluster differ below float32's resolution)
                     check_against_exact(index, data, np.arange(n), query, k=k)
         assert len(ranges) >= 4
+
+
+def test_int8_scan_with_a_selective_filter_uses_a_selector(monkeypatch: pytest.MonkeyPatch) -> None:
+    n, dim = 10_000, 1_024
+    data = np.random.default_rng(27).random((n, dim), dtype=np.float32)
+    index = VectorIndex(dim, approximate_threshold=-1)
+    index.add(np.arange(n), data)
+    proved = scan_spy(index, monkeypatch)
+    allowed = np.arange(n) % 4 == 1  # 2,500 x 1,024 > MAX_DISTANCE_COMPUTATIONS; under 30 % of the rows
+    for query in np.random.default_rng(28).random((3, dim), dtype=np.float32):
+        got, scores = index.search(query, 10, allowed=allowed)
+        rows = np.flatnonzero(allowed)
+        want, want_scores = exact_top_k(opensearch_scores("l2", data[rows], query), rows, 10)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+    assert proved == [True, True, True]
