@@ -278,9 +278,7 @@ class Bool(Node):
                 m = clause.run(s)
                 count += m.mask
                 total += m.scores
-            required = self.minimum_should_match
-            if not self.must and not self.filter:
-                required = max(required, 1)  # a pure disjunction needs one clause
+            required = self._required_should()
             if required > len(self.should):
                 mask[:] = False
             elif required:
@@ -288,6 +286,12 @@ class Bool(Node):
         scores = (total * self.boost if self.boost != 1.0 else total).astype(np.float32)
         scores[~mask] = 0
         return Matches(mask, scores)
+
+    def _required_should(self) -> int:
+        """How many should clauses a document must match; a pure disjunction needs one."""
+        if not self.must and not self.filter:
+            return max(self.minimum_should_match, 1)
+        return self.minimum_should_match
 
     def _run_terms(self, s: Searcher) -> Matches:
         """:meth:`run` when every scoring clause is a term (what ``match`` builds), without a dense array per
@@ -328,9 +332,7 @@ class Bool(Node):
         for clause in self.must_not:
             mask &= ~clause.run(s).mask
         if self.should:
-            required = self.minimum_should_match
-            if not self.must and not self.filter:
-                required = max(required, 1)  # a pure disjunction needs one clause
+            required = self._required_should()
             if required > len(self.should):
                 mask[:] = False
             elif required:

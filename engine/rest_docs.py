@@ -28,6 +28,19 @@ def _int_or_none(value: Any, name: str) -> int | None:
         ) from None
 
 
+def _write_options(values: dict[str, Any], update: bool = False) -> dict[str, Any]:
+    """Concurrency control and routing of a write, from URL parameters or a bulk item's metadata line."""
+    options: dict[str, Any] = {
+        "if_seq_no": _int_or_none(values.get("if_seq_no"), "if_seq_no"),
+        "if_primary_term": _int_or_none(values.get("if_primary_term"), "if_primary_term"),
+        "routing": values.get("routing"),
+    }
+    if not update:  # updates take no version: OpenSearch refuses it there
+        options["version"] = _int_or_none(values.get("version"), "version")
+        options["version_type"] = values.get("version_type")
+    return options
+
+
 def _after_write(index: Index, request: Request, body: dict[str, Any]) -> None:
     """Durability then visibility: fsync the translog, then honour ``?refresh`` (the document's shard
     only)."""
@@ -59,16 +72,7 @@ def _index(node: Node, request: Request, doc_id: str | None, op_type: str) -> Re
         raise errors.illegal_argument(f"opType must be 'create' or 'index', found: [{op_type}]")
     source = request.json(required=True)
     index = node.index_for_write(request.parts["index"])
-    status, body = index.index_doc(
-        doc_id,
-        source,
-        op_type=op_type,
-        if_seq_no=_int_or_none(request.params.get("if_seq_no"), "if_seq_no"),
-        if_primary_term=_int_or_none(request.params.get("if_primary_term"), "if_primary_term"),
-        version=_int_or_none(request.params.get("version"), "version"),
-        version_type=request.params.get("version_type"),
-        routing=request.params.get("routing"),
-    )
+    status, body = index.index_doc(doc_id, source, op_type=op_type, **_write_options(request.params))
     _after_write(index, request, body)
     return Response(status, body)
 
@@ -76,14 +80,7 @@ def _index(node: Node, request: Request, doc_id: str | None, op_type: str) -> Re
 @route("/{index}/_doc/{id}", methods=("DELETE",))
 def delete(node: Node, request: Request) -> Response:
     index = node.get_index(request.parts["index"])
-    status, body = index.delete_doc(
-        request.parts["id"],
-        if_seq_no=_int_or_none(request.params.get("if_seq_no"), "if_seq_no"),
-        if_primary_term=_int_or_none(request.params.get("if_primary_term"), "if_primary_term"),
-        version=_int_or_none(request.params.get("version"), "version"),
-        version_type=request.params.get("version_type"),
-        routing=request.params.get("routing"),
-    )
+    status, body = index.delete_doc(request.parts["id"], **_write_options(request.params))
     _after_write(index, request, body)
     return Response(status, body)
 
@@ -92,13 +89,8 @@ def delete(node: Node, request: Request) -> Response:
 def update(node: Node, request: Request) -> Response:
     body = request.json(required=True)
     index = node.index_for_write(request.parts["index"])
-    status, result = index.update_doc(
-        request.parts["id"],
-        body,
-        if_seq_no=_int_or_none(request.params.get("if_seq_no"), "if_seq_no"),
-        if_primary_term=_int_or_none(request.params.get("if_primary_term"), "if_primary_term"),
-        routing=request.params.get("routing"),
-    )
+    options = _write_options(request.params, update=True)
+    status, result = index.update_doc(request.parts["id"], body, **options)
     _add_update_get(
         index,
         request.parts["id"],
@@ -420,28 +412,14 @@ def _json_token(value: Any) -> str:
 
 def _bulk_item(index: Index, action: str, doc_id: str | None, meta: dict[str, Any],
                payload: Any, source_default: Any = None) -> tuple[int, dict[str, Any]]:
-    if_seq_no = _int_or_none(meta.get("if_seq_no"), "if_seq_no")
-    if_primary_term = _int_or_none(meta.get("if_primary_term"), "if_primary_term")
     if action in ("index", "create"):
         op_type = "create" if action == "create" else meta.get("op_type", "index")
-        return index.index_doc(
-            doc_id,
-            payload,
-            op_type=op_type,
-            if_seq_no=if_seq_no,
-            if_primary_term=if_primary_term,
-            version=_int_or_none(meta.get("version"), "version"),
-            version_type=meta.get("version_type"),
-            routing=meta.get("routing"),
-        )
+        return index.index_doc(doc_id, payload, op_type=op_type, **_write_options(meta))
     if doc_id is None:
         raise errors.validation("id is missing")
     if action == "delete":
-        return index.delete_doc(doc_id, if_seq_no=if_seq_no, if_primary_term=if_primary_term,
-                                version=_int_or_none(meta.get("version"), "version"),
-                                version_type=meta.get("version_type"), routing=meta.get("routing"))
-    status, result = index.update_doc(doc_id, payload, if_seq_no=if_seq_no, if_primary_term=if_primary_term,
-                                      routing=meta.get("routing"))
+        return index.delete_doc(doc_id, **_write_options(meta))
+    status, result = index.update_doc(doc_id, payload, **_write_options(meta, update=True))
     # The item's body, then its metadata line, then the request's ?_source say what the item's `get` returns.
     source_param = meta.get("_source", source_default)
     if isinstance(payload, dict) and "_source" in payload:
