@@ -22,11 +22,22 @@ def test_acknowledged_writes_survive_kill_9() -> None:
         data = Path(scratch) / "data"
         process, client = _engine(data, Path(scratch) / "1.log")
         try:
-            client.indices.create(index="durable", body={"settings": {"refresh_interval": "-1"}, "mappings": {
-                "properties": {"t": {"type": "text"}, "v": {"type": "knn_vector", "dimension": 2}}}})
-            ok, _ = helpers.bulk(client, ({"_index": "durable", "_id": str(i), "_source": {"t": f"doc {i}",
-                                                                                          "v": [i, 1]}}
-                                          for i in range(500)))
+            client.indices.create(
+                index="durable",
+                body={
+                    "settings": {"refresh_interval": "-1"},
+                    "mappings": {
+                        "properties": {"t": {"type": "text"}, "v": {"type": "knn_vector", "dimension": 2}}
+                    },
+                },
+            )
+            ok, _ = helpers.bulk(
+                client,
+                (
+                    {"_index": "durable", "_id": str(i), "_source": {"t": f"doc {i}", "v": [i, 1]}}
+                    for i in range(500)
+                ),
+            )
             assert ok == 500
             client.index(index="durable", id="7", body={"t": "rewritten seven", "v": [7, 2]})
             client.delete(index="durable", id="8")
@@ -43,7 +54,9 @@ def test_acknowledged_writes_survive_kill_9() -> None:
             assert client.get(index="durable", id="7")["_version"] == 2
             assert not client.exists(index="durable", id="8")
             assert client.get(index="durable", id="9")["_source"]["extra"] is True
-            hits = client.search(index="durable", body={"query": {"match": {"t": "rewritten"}}})["hits"]["hits"]
+            hits = client.search(index="durable", body={"query": {"match": {"t": "rewritten"}}})["hits"][
+                "hits"
+            ]
             assert [h["_id"] for h in hits] == ["7"]
             knn = client.search(index="durable", body={"query": {"knn": {"v": {"vector": [300, 1], "k": 1}}}})
             assert knn["hits"]["hits"][0]["_id"] == "300"

@@ -1,8 +1,8 @@
 """Scores returned over HTTP equal the published formulas, computed here independently (1e-5 relative).
 
-The expected values are written from the formulas in Lucene's and OpenSearch's documentation (BM25Similarity,
-SmallFloat, FeatureField, the k-NN plugin's score translation), in float64, with their own small re-implementation
-of Lucene's one-byte length norm: nothing here calls the engine's scoring module.
+The expected values are written from the formulas in Lucene's and OpenSearch's documentation
+(BM25Similarity, SmallFloat, FeatureField, the k-NN plugin's score translation), in float64, with their own
+small re-implementation of Lucene's one-byte length norm: nothing here calls the engine's scoring module.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch, helpers
 K1, B = 1.2, 0.75
 
 
-# ----- independent reference implementations ------------------------------------------------------------------
+# ----- independent reference implementations ------------------------------------------------------
 
 
 def _long_to_int4(i: int) -> int:
@@ -59,20 +59,35 @@ def close(actual: float, expected: float) -> bool:
     return math.isclose(actual, expected, rel_tol=1e-5)
 
 
-# ----- BM25 -----------------------------------------------------------------------------------------------------
+# ----- BM25 ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def bm25_corpus(client: OpenSearch) -> list[list[str]]:
     rng = random.Random(7)
     vocabulary = [f"w{i}" for i in range(40)]
-    docs = [[rng.choice(vocabulary[: rng.randint(5, 40)]) for _ in range(rng.randint(1, 300))] for _ in range(300)]
-    client.indices.create(index="bm25", body={"mappings": {"properties": {
-        "body": {"type": "text", "analyzer": "whitespace"},
-        "other": {"type": "text", "analyzer": "whitespace"},
-    }}})
-    helpers.bulk(client, ({"_index": "bm25", "_id": str(i), "_source": {"body": " ".join(d), "other": " ".join(
-        d[:3])}} for i, d in enumerate(docs)), refresh=True)
+    docs = [
+        [rng.choice(vocabulary[: rng.randint(5, 40)]) for _ in range(rng.randint(1, 300))] for _ in range(300)
+    ]
+    client.indices.create(
+        index="bm25",
+        body={
+            "mappings": {
+                "properties": {
+                    "body": {"type": "text", "analyzer": "whitespace"},
+                    "other": {"type": "text", "analyzer": "whitespace"},
+                }
+            }
+        },
+    )
+    helpers.bulk(
+        client,
+        (
+            {"_index": "bm25", "_id": str(i), "_source": {"body": " ".join(d), "other": " ".join(d[:3])}}
+            for i, d in enumerate(docs)
+        ),
+        refresh=True,
+    )
     return docs
 
 
@@ -107,29 +122,58 @@ def test_boosts_and_combinations(client: OpenSearch, bm25_corpus: list[list[str]
     heads = [d[:3] for d in docs]
     body = expected_bm25(docs, ["w1"])
     other = expected_bm25(heads, ["w1"])
-    hits = client.search(index="bm25", body={"size": 300, "query": {"multi_match": {
-        "query": "w1", "fields": ["body^2", "other"], "tie_breaker": 0.3}}})["hits"]["hits"]
+    hits = client.search(
+        index="bm25",
+        body={
+            "size": 300,
+            "query": {"multi_match": {"query": "w1", "fields": ["body^2", "other"], "tie_breaker": 0.3}},
+        },
+    )["hits"]["hits"]
     for hit in hits:
         scores = [2 * body.get(hit["_id"], 0.0), other.get(hit["_id"], 0.0)]
         assert close(hit["_score"], max(scores) + 0.3 * (sum(scores) - max(scores)))
-    hits = client.search(index="bm25", body={"size": 300, "query": {"bool": {
-        "should": [{"match": {"body": "w1"}}, {"match": {"other": {"query": "w1", "boost": 3}}}]}}})["hits"]["hits"]
+    hits = client.search(
+        index="bm25",
+        body={
+            "size": 300,
+            "query": {
+                "bool": {
+                    "should": [{"match": {"body": "w1"}}, {"match": {"other": {"query": "w1", "boost": 3}}}]
+                }
+            },
+        },
+    )["hits"]["hits"]
     for hit in hits:
         assert close(hit["_score"], body.get(hit["_id"], 0.0) + 3 * other.get(hit["_id"], 0.0))
 
 
-# ----- rank features and neural_sparse --------------------------------------------------------------------------
+# ----- rank features and neural_sparse ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def feature_docs(client: OpenSearch) -> dict[str, float]:
     rng = random.Random(3)
     values = {str(i): rng.uniform(0.01, 500.0) for i in range(50)}
-    client.indices.create(index="features", body={"mappings": {"properties": {
-        "pr": {"type": "rank_feature"}, "inv": {"type": "rank_feature", "positive_score_impact": False},
-        "sp": {"type": "rank_features"}}}})
-    helpers.bulk(client, ({"_index": "features", "_id": i, "_source": {"pr": v, "inv": v, "sp": {"a": v, "b": v / 2}}}
-                          for i, v in values.items()), refresh=True)
+    client.indices.create(
+        index="features",
+        body={
+            "mappings": {
+                "properties": {
+                    "pr": {"type": "rank_feature"},
+                    "inv": {"type": "rank_feature", "positive_score_impact": False},
+                    "sp": {"type": "rank_features"},
+                }
+            }
+        },
+    )
+    helpers.bulk(
+        client,
+        (
+            {"_index": "features", "_id": i, "_source": {"pr": v, "inv": v, "sp": {"a": v, "b": v / 2}}}
+            for i, v in values.items()
+        ),
+        refresh=True,
+    )
     return values
 
 
@@ -142,18 +186,23 @@ def feature_docs(client: OpenSearch) -> dict[str, float]:
         ("sigmoid", {"pivot": 7.0, "exponent": 0.6}, lambda f: f**0.6 / (f**0.6 + 7.0**0.6)),
     ],
 )
-def test_rank_feature_functions(client: OpenSearch, feature_docs: dict[str, float], function: str, params: dict,
-                                formula) -> None:
-    hits = client.search(index="features", body={"size": 50, "query": {"rank_feature": {
-        "field": "pr", function: params, "boost": 2.0}}})["hits"]["hits"]
+def test_rank_feature_functions(
+    client: OpenSearch, feature_docs: dict[str, float], function: str, params: dict, formula
+) -> None:
+    hits = client.search(
+        index="features",
+        body={"size": 50, "query": {"rank_feature": {"field": "pr", function: params, "boost": 2.0}}},
+    )["hits"]["hits"]
     assert len(hits) == 50
     for hit in hits:
         assert close(hit["_score"], 2.0 * formula(stored_feature(feature_docs[hit["_id"]])))
 
 
-def test_rank_feature_default_pivot_and_negative_impact(client: OpenSearch, feature_docs: dict[str, float]) -> None:
-    # Default saturation pivot: FeatureField approximates the geometric mean by the mean of the stored frequencies
-    # (the float bits >> 15), decoded back into a value.
+def test_rank_feature_default_pivot_and_negative_impact(
+    client: OpenSearch, feature_docs: dict[str, float]
+) -> None:
+    # Default saturation pivot: FeatureField approximates the geometric mean by the mean of the stored
+    # frequencies (the float bits >> 15), decoded back into a value.
     def freq(v: float) -> int:
         return struct.unpack(">I", struct.pack(">f", v))[0] >> 15
 
@@ -164,29 +213,44 @@ def test_rank_feature_default_pivot_and_negative_impact(client: OpenSearch, feat
         f = stored_feature(feature_docs[hit["_id"]])
         assert math.isclose(hit["_score"], f / (f + pivot), rel_tol=1e-4)
     # positive_score_impact false stores 1/value: the smallest value ranks first.
-    inverse = client.search(index="features", body={"size": 3, "query": {"rank_feature": {
-        "field": "inv", "linear": {}}}})["hits"]["hits"]
+    inverse = client.search(
+        index="features", body={"size": 3, "query": {"rank_feature": {"field": "inv", "linear": {}}}}
+    )["hits"]["hits"]
     assert inverse[0]["_id"] == min(feature_docs, key=feature_docs.get)
     assert close(inverse[0]["_score"], stored_feature(1.0 / min(feature_docs.values())))
 
 
-def test_neural_sparse_is_a_sum_of_linear_features(client: OpenSearch, feature_docs: dict[str, float]) -> None:
+def test_neural_sparse_is_a_sum_of_linear_features(
+    client: OpenSearch, feature_docs: dict[str, float]
+) -> None:
     query = {"a": 0.7, "b": 2.5, "missing": 9.0}
-    hits = client.search(index="features", body={"size": 50, "query": {"neural_sparse": {
-        "sp": {"query_tokens": query}}}})["hits"]["hits"]
+    hits = client.search(
+        index="features", body={"size": 50, "query": {"neural_sparse": {"sp": {"query_tokens": query}}}}
+    )["hits"]["hits"]
     for hit in hits:
         v = feature_docs[hit["_id"]]
         assert close(hit["_score"], 0.7 * stored_feature(v) + 2.5 * stored_feature(v / 2))
     # The portable form: a bool.should of rank_feature linear clauses scores the same.
-    portable = client.search(index="features", body={"size": 50, "query": {"bool": {"should": [
-        {"rank_feature": {"field": f"sp.{token}", "linear": {}, "boost": weight}} for token, weight in query.items()
-    ]}}})["hits"]["hits"]
+    portable = client.search(
+        index="features",
+        body={
+            "size": 50,
+            "query": {
+                "bool": {
+                    "should": [
+                        {"rank_feature": {"field": f"sp.{token}", "linear": {}, "boost": weight}}
+                        for token, weight in query.items()
+                    ]
+                }
+            },
+        },
+    )["hits"]["hits"]
     portable_scores = {h["_id"]: h["_score"] for h in portable}
     assert portable_scores.keys() == {h["_id"] for h in hits}
     assert all(close(portable_scores[h["_id"]], h["_score"]) for h in hits)
 
 
-# ----- k-NN -----------------------------------------------------------------------------------------------------
+# ----- k-NN ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("space", ["l2", "cosinesimil", "innerproduct"])
@@ -194,10 +258,24 @@ def test_knn_score_translation(client: OpenSearch, space: str) -> None:
     rng = random.Random(5)
     vectors = {str(i): [rng.uniform(-1, 1) for _ in range(8)] for i in range(200)}
     index = f"knn-{space}"
-    client.indices.create(index=index, body={"settings": {"index.knn": True}, "mappings": {"properties": {"v": {
-        "type": "knn_vector", "dimension": 8, "method": {"name": "hnsw", "engine": "faiss", "space_type": space}}}}})
-    helpers.bulk(client, ({"_index": index, "_id": i, "_source": {"v": v}} for i, v in vectors.items()),
-                 refresh=True)
+    client.indices.create(
+        index=index,
+        body={
+            "settings": {"index.knn": True},
+            "mappings": {
+                "properties": {
+                    "v": {
+                        "type": "knn_vector",
+                        "dimension": 8,
+                        "method": {"name": "hnsw", "engine": "faiss", "space_type": space},
+                    }
+                }
+            },
+        },
+    )
+    helpers.bulk(
+        client, ({"_index": index, "_id": i, "_source": {"v": v}} for i, v in vectors.items()), refresh=True
+    )
     query = [rng.uniform(-1, 1) for _ in range(8)]
 
     def expected(v: list[float]) -> float:
