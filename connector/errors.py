@@ -3,10 +3,12 @@
     NirbridgeError                  everything below; the CLI maps it to an exit status
     ├── UsageError                  bad input from the user: exit 2
     │   ├── DatasetError            a BEIR folder or one of its lines is unusable (path, line, reason)
-    │   └── BadUrlError             a cluster URL that cannot be used (scheme, host)
+    │   ├── BadUrlError             a cluster URL that cannot be used (scheme, host)
+    │   └── CheckpointMismatch      a checkpoint written for another index, query or models (use --restart)
     └── ClusterError                the cluster answered with an error, or did not answer
         ├── ClusterUnreachable      no answer at all (refused, DNS, TLS, timeout): exit 2
-        └── IndexNotFound           the named index does not exist: exit 2
+        ├── IndexNotFound           the named index does not exist: exit 2
+        └── MigrationError          a new index could not be filled or swapped in safely (the old one stays)
 
 opensearch-py's exceptions are translated into these in one place, `connector.client`.
 """
@@ -17,10 +19,12 @@ from pathlib import Path
 
 __all__ = [
     "BadUrlError",
+    "CheckpointMismatch",
     "ClusterError",
     "ClusterUnreachable",
     "DatasetError",
     "IndexNotFound",
+    "MigrationError",
     "NirbridgeError",
     "UsageError",
 ]
@@ -79,3 +83,23 @@ class IndexNotFound(ClusterError):
     def __init__(self, url: str, index: str) -> None:
         self.index = index
         super().__init__(url, f"no such index: {index}", 404)
+
+
+class CheckpointMismatch(UsageError):
+    """A checkpoint file belongs to another run: its index, query or model spec differ from this one's."""
+
+    def __init__(self, path: Path | str, differences: list[str]) -> None:
+        self.path = Path(path)
+        self.differences = differences
+        super().__init__(
+            f"{self.path}: the checkpoint belongs to another run ({'; '.join(differences)}); "
+            "resume with the same index, query and models, or start over with --restart"
+        )
+
+
+class MigrationError(ClusterError):
+    """A mapping migration stopped before the swap; the original index is left as it was."""
+
+    def __init__(self, url: str, reason: str, index: str | None = None) -> None:
+        self.index = index
+        super().__init__(url, reason)

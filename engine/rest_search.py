@@ -57,7 +57,14 @@ def search(node: Node, request: Request) -> Response:
     views = _views(node, request.parts.get("index"), request.params)
     if "scroll" in request.params:
         return Response(200, _start_scroll(node, views, body, request.params))
+    _refuse_slice_outside_context(body)
     return Response(200, search_views(views, body, request.params))
+
+
+def _refuse_slice_outside_context(body: dict[str, Any] | None) -> None:
+    """SearchRequest.validate(): a slice only makes sense over a scroll or a point in time."""
+    if body is not None and body.get("slice") is not None:
+        raise errors.validation("[slice] can only be used with [scroll] or [point-in-time] requests")
 
 
 def _search_pit(node: Node, request: Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +271,8 @@ def msearch(node: Node, request: Request) -> Response:
             raise errors.parsing(f"msearch body at line [{i + 2}] must be a JSON object")
         is_pit = body.get("pit") is not None
         parsed = None if is_pit else parse_request(body, params)
+        if not is_pit and "scroll" not in params:
+            _refuse_slice_outside_context(body)
         items.append((expression, params, body, parsed))
     responses = []
     for expression, params, body, parsed in items:

@@ -22,6 +22,7 @@ from .mapping import Mapping
 from .postings import INT64_TYPES
 from .query import Matches, QueryParser
 from .searcher import Searcher
+from .slicing import Slice, parse_slice, slice_mask
 from .source_filter import filter_source, parse_source_param
 from .values import format_decimal
 
@@ -31,7 +32,7 @@ BODY_KEYS = {
     "query", "size", "from", "sort", "search_after", "track_total_hits", "_source", "track_scores",
     "min_score", "timeout", "pit", "stored_fields", "docvalue_fields", "fields", "version",
     "seq_no_primary_term", "post_filter", "ext", "explain", "terminate_after", "profile", "indices_boost",
-    "stats", "search_pipeline",
+    "stats", "search_pipeline", "slice",
 }
 
 
@@ -67,6 +68,7 @@ class Request:
     explain: bool
     rest_total_hits_as_int: bool = False
     source_requested: bool = False  # _source named explicitly: stored_fields do not turn it off
+    slice: Slice | None = None  # sliced scroll / PIT search: only this slice's documents match
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,6 +166,7 @@ def parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Reques
         rest_total_hits_as_int=rest_int,
         source_requested="_source" in body
         or any(p in params for p in ("_source", "_source_includes", "_source_excludes")),
+        slice=parse_slice(body.get("slice")),
     )
 
 
@@ -386,6 +389,9 @@ def run_query(view: Searcher, mapping: Mapping, request: Request) -> Matches:
         matches.mask &= matches.scores >= np.float32(request.min_score)
     if request.post_filter is not None:
         matches.mask &= parser.parse(request.post_filter).run(view).mask
+    if request.slice is not None:
+        ords = np.flatnonzero(matches.mask)
+        matches.mask[ords[~slice_mask(view, mapping, ords, request.slice)]] = False
     return matches
 
 
