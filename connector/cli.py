@@ -277,6 +277,33 @@ def demo(
     raise typer.Exit(1 if report.failed else 0)
 
 
+@app.command()
+def worker(
+    queues: Annotated[
+        str, typer.Option("--queues", help="Comma-separated queues to consume: enrich, rerank.")
+    ] = "enrich,rerank",
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: one per CPU).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="debug, info, warning, error.")] = "info",
+    hostname: Annotated[
+        str | None, typer.Option("--hostname", help="Worker node name (default nirbridge-QUEUES@host).")
+    ] = None,
+) -> None:
+    """A Celery worker (broker and results: $NIRBRIDGE_BROKER_URL, $NIRBRIDGE_RESULT_BACKEND)."""
+    from nirbridge.workers.celery_app import run_worker
+
+    names = [name.strip() for name in queues.split(",") if name.strip()]
+    if loglevel.lower() not in {"debug", "info", "warning", "error", "critical"}:
+        raise typer.BadParameter(f"unknown level {loglevel!r}", param_hint="'--loglevel'")
+    try:
+        run_worker(names, concurrency=concurrency, loglevel=loglevel.lower(), hostname=hostname)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--queues'") from None
+    except ConnectionError as error:
+        _fail(str(error), 2)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from opensearchpy import OpenSearch
+from redis_fixture import RedisServer
 
 from nirbridge.connector.engine_process import EngineProcess, running_engine
 
@@ -40,3 +41,13 @@ def scifact_dir() -> Path:
 @pytest.fixture(scope="session")
 def nfcorpus_dir() -> Path:
     return require_data("nfcorpus")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free port for the module's tests (broker and Celery results)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()

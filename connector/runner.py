@@ -1,0 +1,341 @@
+"""Where the enrichment of a batch runs: in this process, or on Celery workers. One interface, two runners.
+
+    runner = CeleryRunner(in_flight=4, timeout=120)      # or LocalRunner()
+    runner.check()                                       # BrokerUnavailable / WorkerUnavailable, fast
+    for done in runner.enrich(spec, batches):            # batches: iterable of lists of {"_id", "_source"}
+        done.docs, done.results                          # in the order the batches came, one result per doc
+
+`LocalRunner` calls `workers.pipeline.run_enrichment` directly: the same code a worker runs. `CeleryRunner`
+sends each batch to the `enrich` queue by task name and keeps up to `in_flight` batches there, so that reading
+the index and writing results hide behind the workers' compute. It never hangs:
+
+    RunnerError                 base of everything below (a NirbridgeError: the CLI maps it to an exit status)
+    ├── BrokerUnavailable       Redis did not answer (names the URL, password hidden)
+    ├── WorkerUnavailable       no worker consumes the queue (names it; says how to start one)
+    │   └── BatchTimeout        workers are there, but a batch got no result within the timeout
+    └── BatchFailed             the task failed (a bad spec, a model that cannot load): every batch would
+
+Per-document failures are not errors: they are `DocResult`s with a reason, in `done.results`. The connector
+imports `workers` only here, and only the pipeline (for the local runner and the spec) and task names.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nirbridge.workers.celery_app import ENRICH_QUEUE, broker_problem, redact
+from nirbridge.workers.pipeline import (
+    DocResult,
+    EncoderUnavailable,
+    EnrichmentSpec,
+    SpecError,
+    run_enrichment,
+    spec_fingerprints,
+)
+from nirbridge.workers.tasks import ENRICH_BATCH, FINGERPRINTS, PING
+
+from .errors import NirbridgeError
+
+__all__ = [
+    "BatchDone",
+    "BatchFailed",
+    "BatchTimeout",
+    "BrokerUnavailable",
+    "CeleryRunner",
+    "LocalRunner",
+    "Runner",
+    "RunnerError",
+    "WorkerUnavailable",
+]
+
+Doc = dict[str, Any]
+
+
+class RunnerError(NirbridgeError):
+    """Base of the errors a runner raises."""
+
+
+class BrokerUnavailable(RunnerError):
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = redact(url)
+        self.reason = reason
+        super().__init__(f"the Celery broker at {self.url} is unavailable: {reason}")
+
+
+class WorkerUnavailable(RunnerError):
+    def __init__(self, queue: str, reason: str) -> None:
+        self.queue = queue
+        self.reason = reason
+        super().__init__(
+            f"no worker is consuming queue {queue!r}: {reason} "
+            f"(start one with `nirbridge worker --queues {queue}`)"
+        )
+
+
+class BatchTimeout(WorkerUnavailable):
+    def __init__(self, queue: str, reason: str) -> None:
+        self.queue = queue
+        self.reason = reason
+        RunnerError.__init__(self, f"queue {queue!r}: {reason}")
+
+
+class BatchFailed(RunnerError):
+    def __init__(self, reason: str, batch: int | None = None) -> None:
+        self.reason = reason
+        self.batch = batch
+        where = f"batch {batch}: " if batch is not None else ""
+        super().__init__(f"{where}enrichment failed: {reason}")
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """One finished batch: its position in the run, the documents as given, one result per document."""
+
+    number: int
+    docs: Sequence[Doc]
+    results: list[DocResult]
+    worker: str | None = None
+    seconds: float = 0.0
+
+
+class Runner(ABC):
+    """Runs `run_enrichment` over batches, yielding them finished in input order."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise now if the runner cannot work (no broker, no worker), instead of on the first batch."""
+
+    @abstractmethod
+    def fingerprints(self, spec: EnrichmentSpec) -> dict[str, str]:
+        """The `nir_meta.models` fingerprints a run of `spec` writes (to skip documents already enriched)."""
+
+    @abstractmethod
+    def enrich(self, spec: EnrichmentSpec, batches: Iterable[Sequence[Doc]]) -> Iterator[BatchDone]:
+        """Enrich every batch; yields a BatchDone per batch, in order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the runner holds."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalRunner(Runner):
+    """Runs the pipeline in this process, one batch after another."""
+
+    def check(self) -> None:
+        return None
+
+    def fingerprints(self, spec: EnrichmentSpec) -> dict[str, str]:
+        try:
+            return spec_fingerprints(spec)
+        except EncoderUnavailable as error:
+            raise BatchFailed(str(error)) from error
+
+    def enrich(self, spec: EnrichmentSpec, batches: Iterable[Sequence[Doc]]) -> Iterator[BatchDone]:
+        for number, docs in enumerate(batches):
+            started = time.perf_counter()
+            try:
+                results = run_enrichment(spec, docs)
+            except (SpecError, EncoderUnavailable) as error:
+                raise BatchFailed(str(error), number) from error
+            yield BatchDone(number, docs, results, "local", time.perf_counter() - started)
+
+
+@dataclass
+class _Pending:
+    number: int
+    docs: Sequence[Doc]
+    task_id: str
+    sent_at: float
+
+
+class CeleryRunner(Runner):
+    """Sends batches to the `enrich` queue and keeps up to `in_flight` of them there.
+
+    `timeout` bounds the wait for one batch (counted from when it became the oldest one waited for). While a
+    batch is late by more than `liveness_every` seconds the runner asks the workers (a broadcast,
+    `liveness_timeout`) whether any of them still consumes the queue, so a dead worker is noticed in seconds,
+    not at the timeout.
+    """
+
+    def __init__(
+        self,
+        app: Any = None,
+        *,
+        queue: str = ENRICH_QUEUE,
+        in_flight: int = 4,
+        timeout: float = 300.0,
+        poll: float = 0.02,
+        liveness_every: float = 3.0,
+        liveness_timeout: float = 1.0,
+    ) -> None:
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, got {in_flight}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if app is None:
+            from nirbridge.workers.celery_app import app as default_app
+
+            app = default_app
+        self.app = app
+        self.queue = queue
+        self.in_flight = in_flight
+        self.timeout = timeout
+        self.poll = poll
+        self.liveness_every = liveness_every
+        self.liveness_timeout = liveness_timeout
+
+    # --- the boundary where Redis and Celery errors become ours ---------------------------------------------
+
+    @property
+    def broker_url(self) -> str:
+        return str(self.app.conf.broker_url)
+
+    @property
+    def backend_url(self) -> str:
+        return str(self.app.conf.result_backend)
+
+    def _check_broker(self) -> None:
+        for url in dict.fromkeys((self.broker_url, self.backend_url)):
+            if url.startswith(("redis://", "rediss://", "unix://")):
+                problem = broker_problem(url)
+                if problem is not None:
+                    raise BrokerUnavailable(url, problem)
+
+    def _send(self, name: str, args: list[Any], queue: str) -> str:
+        try:
+            result = self.app.send_task(name, args=args, queue=queue, routing_key=queue)
+        except Exception as error:  # noqa: BLE001 - kombu/redis connection errors: one translation boundary
+            raise BrokerUnavailable(self.broker_url, f"{type(error).__name__}: {error}") from error
+        return str(result.id)
+
+    def _meta(self, task_id: str) -> dict[str, Any]:
+        try:
+            return dict(self.app.backend.get_task_meta(task_id))
+        except Exception as error:  # noqa: BLE001 - see _send
+            raise BrokerUnavailable(self.backend_url, f"{type(error).__name__}: {error}") from error
+
+    def _forget(self, task_id: str) -> None:
+        try:
+            self.app.backend.forget(task_id)
+        except Exception:  # noqa: BLE001 - results expire anyway (result_expires)
+            pass
+
+    def consumers(self) -> list[str]:
+        """The workers that answer a broadcast within `liveness_timeout` and consume this runner's queue."""
+        try:
+            replies = self.app.control.inspect(timeout=self.liveness_timeout).active_queues() or {}
+        except Exception as error:  # noqa: BLE001 - see _send
+            raise BrokerUnavailable(self.broker_url, f"{type(error).__name__}: {error}") from error
+        return sorted(
+            worker
+            for worker, queues in replies.items()
+            if any(queue.get("name") == self.queue for queue in queues or ())
+        )
+
+    # --- readiness ------------------------------------------------------------------------------------------
+
+    def _call(self, name: str, args: list[Any], timeout: float) -> Any:
+        """Send one task through the queue and wait for its value (WorkerUnavailable when nothing answers)."""
+        self._check_broker()
+        task_id = self._send(name, args, self.queue)
+        deadline = time.monotonic() + timeout
+        while True:
+            meta = self._meta(task_id)
+            if meta.get("status") == "SUCCESS":
+                self._forget(task_id)
+                return meta["result"]
+            if meta.get("status") == "FAILURE":
+                self._forget(task_id)
+                error = meta.get("result")
+                raise BatchFailed(f"{name}: {type(error).__name__}: {error}")
+            if time.monotonic() >= deadline:
+                self._revoke(task_id)
+                raise WorkerUnavailable(self.queue, f"nothing answered {name} within {timeout:g} s")
+            time.sleep(self.poll)
+
+    def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        """Send the `ping` task through the queue; the answering worker's report, or WorkerUnavailable."""
+        return dict(self._call(PING, [], self.timeout if timeout is None else timeout))
+
+    def fingerprints(self, spec: EnrichmentSpec) -> dict[str, str]:
+        return dict(self._call(FINGERPRINTS, [spec.to_json()], self.timeout))
+
+    def check(self) -> None:
+        self.ping(timeout=min(self.timeout, 10.0))
+
+    def _revoke(self, task_id: str) -> None:
+        try:
+            self.app.control.revoke(task_id)
+        except Exception:  # noqa: BLE001 - best effort: a late task only computes, it writes nothing
+            pass
+
+    # --- the run --------------------------------------------------------------------------------------------
+
+    def enrich(self, spec: EnrichmentSpec, batches: Iterable[Sequence[Doc]]) -> Iterator[BatchDone]:
+        self._check_broker()
+        payload = spec.to_json()
+        pending: deque[_Pending] = deque()
+        source = enumerate(batches)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < self.in_flight:
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    number, docs = item
+                    task_id = self._send(ENRICH_BATCH, [payload, list(docs)], self.queue)
+                    pending.append(_Pending(number, docs, task_id, time.monotonic()))
+                if not pending:
+                    return
+                oldest = pending.popleft()
+                yield self._wait(oldest)
+        finally:
+            for left in pending:
+                self._revoke(left.task_id)
+
+    def _wait(self, batch: _Pending) -> BatchDone:
+        started = time.monotonic()
+        deadline = started + self.timeout
+        next_liveness = started + self.liveness_every
+        while True:
+            meta = self._meta(batch.task_id)
+            status = meta.get("status")
+            if status == "SUCCESS":
+                self._forget(batch.task_id)
+                value = meta["result"]
+                results = [DocResult.from_json(item) for item in value["results"]]
+                return BatchDone(
+                    batch.number, batch.docs, results, value.get("worker"), value.get("seconds", 0.0)
+                )
+            if status == "FAILURE":
+                self._forget(batch.task_id)
+                error = meta.get("result")
+                raise BatchFailed(f"{type(error).__name__}: {error}", batch.number)
+            now = time.monotonic()
+            if now >= deadline or now >= next_liveness:
+                workers = self.consumers()
+                if not workers:
+                    raise WorkerUnavailable(
+                        self.queue,
+                        f"batch {batch.number} waited {now - started:.1f} s; no worker answered a broadcast",
+                    )
+                if now >= deadline:
+                    raise BatchTimeout(
+                        self.queue,
+                        f"batch {batch.number} got no result within {self.timeout:g} s "
+                        f"(status {status}; workers on the queue: {', '.join(workers)})",
+                    )
+                next_liveness = time.monotonic() + self.liveness_every
+            time.sleep(self.poll)

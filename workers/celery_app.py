@@ -1,0 +1,196 @@
+"""The Celery application: Redis as broker and result backend, two queues with different jobs.
+
+    enrich   throughput: batches of documents, seconds each; a worker process reserves one at a time
+    rerank   latency: one query's candidates, milliseconds each; a process may reserve a few
+
+Configuration comes from the environment, under the same names the connector's settings use (workers never
+import the connector, DESIGN.md):
+
+    NIRBRIDGE_BROKER_URL       default redis://127.0.0.1:6379/0
+    NIRBRIDGE_RESULT_BACKEND   default redis://127.0.0.1:6379/0
+
+Tasks are `acks_late` with `task_reject_on_worker_lost`: a message is acknowledged only after its task
+finished, so a worker killed mid-batch leaves the batch to be delivered again (the tasks are idempotent). Only
+JSON crosses the wire. Time limits are a backstop: every I/O a task does has its own timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from celery import Celery
+from kombu import Queue
+
+__all__ = [
+    "DEFAULT_REDIS",
+    "ENRICH_QUEUE",
+    "PREFETCH",
+    "QUEUES",
+    "RERANK_QUEUE",
+    "WorkerSettings",
+    "app",
+    "make_app",
+    "prefetch_for",
+]
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+ENRICH_QUEUE = "enrich"
+RERANK_QUEUE = "rerank"
+QUEUES = (ENRICH_QUEUE, RERANK_QUEUE)
+
+# Messages a worker process reserves beyond the one it runs. An enrich batch takes seconds: a process holding
+# a second one would make it wait while another process idles. A rerank task takes milliseconds: reserving a
+# few saves a broker round trip each. A worker consuming both uses the smaller (a rerank must never queue
+# behind a reserved batch).
+PREFETCH = {ENRICH_QUEUE: 1, RERANK_QUEUE: 4}
+
+# Backstops only (Celery's task guide): the soft limit raises SoftTimeLimitExceeded inside the task, the hard
+# one kills the process. A batch of a few hundred documents on a CPU takes well under a minute.
+ENRICH_SOFT_TIME_LIMIT = 540
+ENRICH_TIME_LIMIT = 600
+RERANK_SOFT_TIME_LIMIT = 20
+RERANK_TIME_LIMIT = 30
+# Redis redelivers a reserved, unacknowledged message after this long; it must exceed the longest task, or a
+# slow batch would run twice.
+VISIBILITY_TIMEOUT = 2 * ENRICH_TIME_LIMIT
+RESULT_EXPIRES = 3600  # seconds a result waits in Redis for the client that asked for it
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The worker side's view of the `NIRBRIDGE_*` variables it needs."""
+
+    broker_url: str = DEFAULT_REDIS
+    result_backend: str = DEFAULT_REDIS
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        return cls(
+            broker_url=os.environ.get("NIRBRIDGE_BROKER_URL") or DEFAULT_REDIS,
+            result_backend=os.environ.get("NIRBRIDGE_RESULT_BACKEND") or DEFAULT_REDIS,
+        )
+
+
+def prefetch_for(queues: list[str] | tuple[str, ...]) -> int:
+    """The prefetch multiplier for a worker consuming `queues` (the smallest of theirs)."""
+    return min(PREFETCH.get(queue, 1) for queue in queues) if queues else 1
+
+
+def make_app(settings: WorkerSettings | None = None) -> Celery:
+    """A Celery app configured for nirbridge (the module-level `app` is the one workers and clients use)."""
+    settings = settings or WorkerSettings.from_env()
+    celery = Celery("nirbridge", include=["nirbridge.workers.tasks"])
+    celery.conf.update(
+        broker_url=settings.broker_url,
+        result_backend=settings.result_backend,
+        # JSON only: nothing a broker message carries can execute code when it is read
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        result_expires=RESULT_EXPIRES,
+        result_extended=False,
+        # queues and routing
+        task_queues=(
+            Queue(ENRICH_QUEUE, routing_key=ENRICH_QUEUE),
+            Queue(RERANK_QUEUE, routing_key=RERANK_QUEUE),
+        ),
+        task_default_queue=ENRICH_QUEUE,
+        task_create_missing_queues=False,
+        task_routes={
+            "nirbridge.enrich_batch": {"queue": ENRICH_QUEUE, "routing_key": ENRICH_QUEUE},
+            "nirbridge.rerank": {"queue": RERANK_QUEUE, "routing_key": RERANK_QUEUE},
+        },
+        # at-least-once delivery with idempotent tasks
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=PREFETCH[ENRICH_QUEUE],
+        task_track_started=True,
+        task_time_limit=ENRICH_TIME_LIMIT,
+        task_soft_time_limit=ENRICH_SOFT_TIME_LIMIT,
+        # every I/O with a timeout: a stopped Redis is an error within seconds, not a hang
+        broker_connection_timeout=3,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=3,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 3,
+            "retry_on_timeout": False,
+        },
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
+        redis_socket_timeout=10,
+        redis_socket_connect_timeout=3,
+        redis_retry_on_timeout=False,
+        result_backend_transport_options={"retry_policy": {"timeout": 3.0}},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        broker_heartbeat=0,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    return celery
+
+
+app = make_app()
+
+
+def redact(url: str) -> str:
+    """`url` with its password hidden, fit for an error message."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def broker_problem(url: str, timeout: float = 3.0) -> str | None:
+    """None when the Redis at `url` answers PING within `timeout` seconds, else what went wrong."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def run_worker(
+    queues: list[str], concurrency: int | None = None, loglevel: str = "info", hostname: str | None = None
+) -> None:
+    """Run a Celery worker for `queues` in this process until it is stopped (blocks).
+
+    Raises ValueError for an unknown queue and ConnectionError when the broker does not answer.
+    """
+    unknown = [queue for queue in queues if queue not in QUEUES]
+    if not queues or unknown:
+        raise ValueError(f"unknown queue(s) {unknown or queues}: choose from {', '.join(QUEUES)}")
+    problem = broker_problem(app.conf.broker_url)
+    if problem is not None:
+        raise ConnectionError(f"cannot reach the broker at {redact(app.conf.broker_url)}: {problem}")
+    argv = [
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--loglevel={loglevel}",
+        f"--prefetch-multiplier={prefetch_for(queues)}",
+        f"--hostname={hostname or 'nirbridge-' + '-'.join(queues) + '@%h'}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if concurrency is not None:
+        argv.append(f"--concurrency={concurrency}")
+    import nirbridge.workers.tasks  # noqa: F401 - registers the tasks before the worker starts
+
+    app.worker_main(argv)

@@ -1,0 +1,438 @@
+"""One batch of documents in, one result per document out: the enrichment itself, free of Celery and clusters.
+
+    spec = EnrichmentSpec(fields=("title", "text"), sparse=EncoderSpec("path/or/hf-id"))
+    results = run_enrichment(spec, [{"_id": "d1", "_source": {"title": "...", "text": "..."}}])
+
+Each `DocResult` is either the partial-update body for the document
+
+    {"nir_sparse": {term: weight}, "nir_terms": {term: weight}, "nir_dense": [float, ...],
+     "nir_meta": {"models": {kind: fingerprint}, "content_hash": "sha256 hex", "enriched_at": "ISO 8601"}}
+
+or a failure naming the document and the reason (a missing, empty or non-string field, an encoder that failed
+on that document). A bad document never costs the rest of the batch. The same function runs inside a Celery
+worker (`tasks.enrich_batch`) and in-process (`connector.runner.LocalRunner`).
+
+Text: the spec's fields are joined with a space in the order given; a missing or null field is left out, a
+list of strings counts as its strings joined, anything else fails the document. Text beyond `max_chars`
+characters is cut before encoding (the models read only their first 512 tokens anyway; a huge field would only
+cost tokenizer time); the content hash covers the whole text.
+
+Models load once per process: a module-level cache keyed by (kind, model, backend, params) keeps every encoder
+a worker process has built, and `loaded_models()` reports them (the `ping` task shows it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "DocResult",
+    "EncoderSpec",
+    "EncoderUnavailable",
+    "EnrichmentSpec",
+    "FieldNames",
+    "SpecError",
+    "content_hash",
+    "document_text",
+    "loaded_models",
+    "run_enrichment",
+    "spec_fingerprints",
+]
+
+KINDS = ("sparse", "terms", "dense", "doc2query")
+# the key under nir_meta.models for each kind (mappings/nir_meta.json)
+META_KEYS = {"sparse": "sparse", "terms": "terms", "dense": "dense", "doc2query": "expansion"}
+DEFAULT_MAX_CHARS = 100_000
+
+
+class SpecError(ValueError):
+    """An enrichment spec that cannot work as given (the message says which part and why)."""
+
+
+class EncoderUnavailable(RuntimeError):
+    """The encoder a spec asks for cannot be loaded in this process (module or model missing)."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One encoder: a model (Hugging Face id or local path), a backend, and the encoder's own parameters."""
+
+    model: str
+    backend: str = "auto"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def key(self, kind: str) -> tuple[str, str, str, str]:
+        return (kind, self.model, self.backend, json.dumps(self.params, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class FieldNames:
+    """Where each signal is written in the index (DESIGN.md's defaults)."""
+
+    sparse: str = "nir_sparse"
+    terms: str = "nir_terms"
+    expansion: str = "nir_expansion"
+    dense: str = "nir_dense"
+    meta: str = "nir_meta"
+
+
+@dataclass(frozen=True)
+class EnrichmentSpec:
+    """Everything a worker needs to enrich a batch; it travels as JSON (`to_json` / `from_json`)."""
+
+    fields: tuple[str, ...]
+    sparse: EncoderSpec | None = None
+    terms: EncoderSpec | None = None
+    dense: EncoderSpec | None = None
+    doc2query: EncoderSpec | None = None
+    field_names: FieldNames = field(default_factory=FieldNames)
+    max_chars: int = DEFAULT_MAX_CHARS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fields, str) or not self.fields:
+            raise SpecError("fields: name at least one text field, as a list (e.g. ['title', 'text'])")
+        object.__setattr__(self, "fields", tuple(self.fields))
+        for name in self.fields:
+            if not isinstance(name, str) or not name.strip():
+                raise SpecError(f"fields: {name!r} is not a field name")
+        if not self.encoders():
+            raise SpecError("no encoder: give at least one of sparse, terms, dense, doc2query")
+        for kind, encoder in self.encoders().items():
+            if not isinstance(encoder.model, str) or not encoder.model.strip():
+                raise SpecError(f"{kind}.model: {encoder.model!r} is not a model name or path")
+            if not isinstance(encoder.params, dict):
+                raise SpecError(f"{kind}.params: expected an object, got {type(encoder.params).__name__}")
+        if not isinstance(self.max_chars, int) or self.max_chars < 1:
+            raise SpecError(f"max_chars: expected a positive integer, got {self.max_chars!r}")
+
+    def encoders(self) -> dict[str, EncoderSpec]:
+        """The encoders this spec uses, by kind."""
+        chosen = {kind: getattr(self, kind) for kind in KINDS}
+        return {kind: encoder for kind, encoder in chosen.items() if encoder is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        value = asdict(self)
+        value["fields"] = list(self.fields)
+        return value
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> EnrichmentSpec:
+        if not isinstance(value, Mapping):
+            raise SpecError(f"spec: expected an object, got {type(value).__name__}")
+        known = {"fields", "field_names", "max_chars", *KINDS}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise SpecError(f"spec: unknown keys {unknown} (known: {sorted(known)})")
+        encoders: dict[str, EncoderSpec | None] = {}
+        for kind in KINDS:
+            raw = value.get(kind)
+            if raw is None:
+                encoders[kind] = None
+            elif isinstance(raw, Mapping) and set(raw) <= {"model", "backend", "params"} and "model" in raw:
+                encoders[kind] = EncoderSpec(**raw)
+            else:
+                raise SpecError(f"{kind}: expected {{'model', 'backend', 'params'}}, got {raw!r}")
+        names = value.get("field_names") or {}
+        try:
+            field_names = FieldNames(**names)
+        except TypeError as error:
+            raise SpecError(f"field_names: {error}") from None
+        return cls(
+            fields=tuple(value.get("fields") or ()),
+            field_names=field_names,
+            max_chars=value.get("max_chars", DEFAULT_MAX_CHARS),
+            **encoders,
+        )
+
+
+@dataclass(frozen=True)
+class DocResult:
+    """The outcome for one document: `update` (the partial-update body) or `reason` (why it failed)."""
+
+    id: str
+    update: dict[str, Any] | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.ok:
+            return {"_id": self.id, "ok": True, "update": self.update}
+        return {"_id": self.id, "ok": False, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> DocResult:
+        if value.get("ok"):
+            return cls(id=value["_id"], update=value["update"])
+        return cls(id=value["_id"], reason=value.get("reason") or "failed (no reason given)")
+
+
+# --- the text of a document ---------------------------------------------------------------------------------
+
+
+def _value_at(source: Mapping[str, Any], path: str) -> Any:
+    """A field's value by name, or by dotted path through objects (None when absent)."""
+    if path in source:
+        return source[path]
+    value: Any = source
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """The text the encoders read: the fields' values joined by a space. ValueError names a bad field."""
+    parts: list[str] = []
+    for name in fields:
+        value = _value_at(source, name)
+        if value is None:
+            continue
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            value = " ".join(item for item in value if item.strip())
+        if not isinstance(value, str):
+            raise ValueError(f"field {name!r} is not a string (got {type(value).__name__})")
+        if value.strip():
+            parts.append(value.strip())
+    if not parts:
+        raise ValueError(
+            f"no text: field{'s' if len(fields) > 1 else ''} {', '.join(fields)} missing or empty"
+        )
+    return " ".join(parts)
+
+
+def content_hash(source: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """`sha256:<hex>` of the canonical JSON of `[[field, value], ...]` (keys sorted inside values), in order.
+
+    The same definition as `connector.content.content_hash`, which decides on it whether a re-run skips a
+    document (workers never import the connector; a test holds the two equal).
+    """
+    canonical = orjson.dumps(
+        [[name, _value_at(source, name)] for name in fields], option=orjson.OPT_SORT_KEYS
+    )
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+# --- encoders, loaded once per process ----------------------------------------------------------------------
+
+_lock = threading.Lock()
+_encoders: dict[tuple[str, str, str, str], Any] = {}
+_loads: dict[tuple[str, str, str, str], int] = {}
+_fingerprints: dict[tuple[str, str, str, str], str] = {}
+
+
+def _import(module: str, name: str, kind: str) -> Any:
+    try:
+        return getattr(importlib.import_module(f"nirbridge.workers.{module}"), name)
+    except ImportError as error:
+        raise EncoderUnavailable(
+            f"{kind}: nirbridge.workers.{module}.{name} cannot be imported: {error}"
+        ) from None
+
+
+def _build(kind: str, encoder: EncoderSpec) -> Any:
+    if kind == "sparse":
+        return _import("sparse", "SparseEncoder", kind)(encoder.model, encoder.backend, **encoder.params)
+    if kind == "terms":
+        return _import("term_weights", "TermWeighter", kind)(encoder.model, encoder.backend, **encoder.params)
+    if kind == "dense":
+        return _import("dense", "DenseEncoder", kind)(encoder.model, encoder.backend, **encoder.params)
+    raise EncoderUnavailable(f"{kind}: no {kind} encoder in this installation yet")
+
+
+# parameters that change how fast an encoder runs, never what it writes
+_SPEED_PARAMS = frozenset({"batch_size"})
+
+
+def _fingerprint(encoder: EncoderSpec, weights: str) -> str:
+    """`model@weights-digest`, plus a digest of the parameters that change the output when there are any."""
+    params = {key: value for key, value in encoder.params.items() if key not in _SPEED_PARAMS}
+    text = f"{encoder.model}@{weights}"
+    if params:
+        text += "+" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    return text
+
+
+def _model_fingerprint(model: Any, encoder: EncoderSpec) -> str:
+    own = getattr(model, "fingerprint", None)
+    if not isinstance(own, str):
+        path = getattr(model, "path", None) or encoder.model
+        own = _import("models", "fingerprint", "fingerprint")(path)
+    return _fingerprint(encoder, own)
+
+
+def spec_fingerprints(spec: EnrichmentSpec) -> dict[str, str]:
+    """The `nir_meta.models` fingerprints a run of `spec` writes, by meta key, without loading any model.
+
+    The job compares them with each document's `nir_meta` to skip what is already enriched.
+    """
+    resolve = _import("models", "resolve_model", "fingerprint")
+    digest = _import("models", "fingerprint", "fingerprint")
+    out: dict[str, str] = {}
+    for kind, encoder in spec.encoders().items():
+        try:
+            weights = digest(resolve(encoder.model))
+        except Exception as error:  # noqa: BLE001 - a model that cannot be found: one translation boundary
+            raise EncoderUnavailable(f"{kind}: cannot find {encoder.model!r}: {error}") from error
+        out[META_KEYS[kind]] = _fingerprint(encoder, weights)
+    return out
+
+
+def _encoder(kind: str, encoder: EncoderSpec) -> tuple[Any, str]:
+    key = encoder.key(kind)
+    with _lock:
+        model = _encoders.get(key)
+        if model is None:
+            try:
+                model = _build(kind, encoder)
+            except EncoderUnavailable:
+                raise
+            except Exception as error:  # noqa: BLE001 - one translation boundary for every load failure
+                reason = f"{kind}: cannot load {encoder.model!r} (backend {encoder.backend}): {error}"
+                raise EncoderUnavailable(reason) from error
+            _fingerprints[key] = _model_fingerprint(model, encoder)
+            _encoders[key] = model
+            _loads[key] = _loads.get(key, 0) + 1
+        return model, _fingerprints[key]
+
+
+def loaded_models() -> list[dict[str, Any]]:
+    """The encoders this process holds: kind, model, backend, params, fingerprint, times loaded."""
+    with _lock:
+        return [
+            {
+                "kind": kind,
+                "model": model,
+                "backend": backend,
+                "params": json.loads(params),
+                "fingerprint": _fingerprints.get((kind, model, backend, params)),
+                "running_on": str(getattr(_encoders[(kind, model, backend, params)], "backend", backend)),
+                "loads": _loads[(kind, model, backend, params)],
+            }
+            for (kind, model, backend, params) in _encoders
+        ]
+
+
+# --- the batch ----------------------------------------------------------------------------------------------
+
+
+def _sparse_value(weights: Mapping[str, Any]) -> dict[str, float]:
+    """rank_features takes positive finite floats only; anything else is dropped."""
+    out: dict[str, float] = {}
+    for term, weight in weights.items():
+        value = float(weight)
+        if value > 0 and math.isfinite(value):
+            out[str(term)] = value
+    return out
+
+
+def _encode_each(
+    encode: Callable[[list[str]], Sequence[Any]], texts: list[str], kind: str
+) -> tuple[list[Any], dict[int, str]]:
+    """Encode the batch; when the batch fails, encode one by one so only the documents that fail are lost."""
+    failures: dict[int, str] = {}
+    try:
+        values = list(encode(texts))
+        if len(values) != len(texts):
+            raise RuntimeError(f"{kind} encoder returned {len(values)} results for {len(texts)} texts")
+        return values, {}
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - isolated per document below, each failure reported
+        # workers.errors.BadInputError names the texts it refused: those fail, the others are encoded again
+        for item in getattr(error, "failures", None) or ():
+            failures[item.index] = f"{kind} encoder refused the text: {item.reason}"
+    values: list[Any] = []
+    for position, text in enumerate(texts):
+        if position in failures:
+            values.append(None)
+            continue
+        try:
+            values.append(list(encode([text]))[0])
+        except Exception as error:  # noqa: BLE001 - reported per document
+            failures[position] = f"{kind} encoder failed: {type(error).__name__}: {error}"
+            values.append(None)
+    return values, failures
+
+
+def run_enrichment(spec: EnrichmentSpec, docs: Sequence[Mapping[str, Any]]) -> list[DocResult]:
+    """Enrich `docs` ({"_id", "_source"}) as `spec` says: one DocResult per document, in input order.
+
+    Raises EncoderUnavailable when a model cannot be loaded (nothing in the batch could succeed); every other
+    problem is a per-document failure.
+    """
+    results: list[DocResult | None] = [None] * len(docs)
+    texts: list[str] = []
+    positions: list[int] = []
+    hashes: list[str] = []
+    for position, doc in enumerate(docs):
+        doc_id = doc.get("_id") if isinstance(doc, Mapping) else None
+        if not isinstance(doc_id, str) or not doc_id:
+            results[position] = DocResult(id=f"<no _id at position {position}>", reason="document has no _id")
+            continue
+        source = doc.get("_source")
+        if not isinstance(source, Mapping):
+            results[position] = DocResult(id=doc_id, reason="document has no _source object")
+            continue
+        try:
+            text = document_text(source, spec.fields)
+        except ValueError as error:
+            results[position] = DocResult(id=doc_id, reason=str(error))
+            continue
+        texts.append(text[: spec.max_chars])
+        positions.append(position)
+        hashes.append(content_hash(source, spec.fields))
+
+    updates: list[dict[str, Any]] = [{} for _ in texts]
+    failed: dict[int, str] = {}
+    models: dict[str, str] = {}
+    if texts:
+        names = spec.field_names
+        for kind, encoder_spec in spec.encoders().items():
+            encoder, fingerprint = _encoder(kind, encoder_spec)
+            models[META_KEYS[kind]] = fingerprint
+            if kind == "sparse":
+                values, failures = _encode_each(encoder.encode, texts, kind)
+                for i, value in enumerate(values):
+                    if i not in failures:
+                        updates[i][names.sparse] = _sparse_value(value)
+            elif kind == "terms":
+                values, failures = _encode_each(encoder.weights, texts, kind)
+                for i, value in enumerate(values):
+                    if i not in failures:
+                        updates[i][names.terms] = _sparse_value(value)
+            else:  # dense
+                values, failures = _encode_each(encoder.encode, texts, kind)
+                for i, value in enumerate(values):
+                    if i not in failures:
+                        updates[i][names.dense] = [float(x) for x in value]
+            for i, reason in failures.items():
+                failed.setdefault(i, reason)
+
+    enriched_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    for i, position in enumerate(positions):
+        doc_id = docs[position]["_id"]
+        if i in failed:
+            results[position] = DocResult(id=doc_id, reason=failed[i])
+            continue
+        update = updates[i]
+        update[spec.field_names.meta] = {
+            "models": dict(models),
+            "content_hash": hashes[i],
+            "enriched_at": enriched_at,
+        }
+        results[position] = DocResult(id=doc_id, update=update)
+    return [result for result in results if result is not None]
