@@ -119,7 +119,7 @@ def _lacks_shard_doc(exc: TransportError) -> bool:
 
 def _scan_pit(
     client: OpenSearch,
-    pit_id: str,
+    pit: list[str],
     body: dict[str, Any],
     keep_alive: str,
     order: str,
@@ -130,7 +130,7 @@ def _scan_pit(
     while True:
         page_body = {
             **body,
-            "pit": {"id": pit_id, "keep_alive": keep_alive},
+            "pit": {"id": pit[0], "keep_alive": keep_alive},
             "sort": _sort(order, tiebreaker),
         }
         if after is not None:
@@ -142,7 +142,7 @@ def _scan_pit(
                 tiebreaker = "_doc+_id"
                 continue
             raise cluster_error(exc, _url_of(client)) from exc
-        pit_id = str(response.get("pit_id") or pit_id)  # a PIT id may change between pages
+        pit[0] = str(response.get("pit_id") or pit[0])  # a PIT id may change between pages: delete the last
         hits = response["hits"]["hits"]
         yield from hits
         if len(hits) < body["size"]:
@@ -219,7 +219,8 @@ def scan_documents(
     if pit_id is None:
         yield from _scan_scroll(client, index, body, keep_alive, order, search_after)
         return
+    pit = [pit_id]
     try:
-        yield from _scan_pit(client, pit_id, body, keep_alive, order, search_after)
+        yield from _scan_pit(client, pit, body, keep_alive, order, search_after)
     finally:
-        _close_pit(client, pit_id)
+        _close_pit(client, pit[0])
