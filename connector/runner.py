@@ -34,10 +34,10 @@ from nirbridge.workers.pipeline import (
     EncoderUnavailable,
     EnrichmentSpec,
     SpecError,
+    describe,
     run_enrichment,
-    spec_fingerprints,
 )
-from nirbridge.workers.tasks import ENRICH_BATCH, FINGERPRINTS, PING
+from nirbridge.workers.tasks import DESCRIBE, ENRICH_BATCH, PING
 
 from .errors import NirbridgeError
 
@@ -111,8 +111,12 @@ class Runner(ABC):
         """Raise now if the runner cannot work (no broker, no worker), instead of on the first batch."""
 
     @abstractmethod
+    def describe(self, spec: EnrichmentSpec) -> dict[str, Any]:
+        """{"models": {kind: fingerprint}, "dense": {"dimension", "space_type"}} (see pipeline.describe)."""
+
     def fingerprints(self, spec: EnrichmentSpec) -> dict[str, str]:
         """The `nir_meta.models` fingerprints a run of `spec` writes (to skip documents already enriched)."""
+        return dict(self.describe(spec)["models"])
 
     @abstractmethod
     def enrich(self, spec: EnrichmentSpec, batches: Iterable[Sequence[Doc]]) -> Iterator[BatchDone]:
@@ -134,9 +138,9 @@ class LocalRunner(Runner):
     def check(self) -> None:
         return None
 
-    def fingerprints(self, spec: EnrichmentSpec) -> dict[str, str]:
+    def describe(self, spec: EnrichmentSpec) -> dict[str, Any]:
         try:
-            return spec_fingerprints(spec)
+            return describe(spec)
         except EncoderUnavailable as error:
             raise BatchFailed(str(error)) from error
 
@@ -267,8 +271,8 @@ class CeleryRunner(Runner):
         """Send the `ping` task through the queue; the answering worker's report, or WorkerUnavailable."""
         return dict(self._call(PING, [], self.timeout if timeout is None else timeout))
 
-    def fingerprints(self, spec: EnrichmentSpec) -> dict[str, str]:
-        return dict(self._call(FINGERPRINTS, [spec.to_json()], self.timeout))
+    def describe(self, spec: EnrichmentSpec) -> dict[str, Any]:
+        return dict(self._call(DESCRIBE, [spec.to_json()], self.timeout))
 
     def check(self) -> None:
         self.ping(timeout=min(self.timeout, 10.0))

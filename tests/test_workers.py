@@ -63,18 +63,26 @@ BAD_DOCS = [
 ]
 
 
-def _encoder_spec() -> EnrichmentSpec:
-    """The encoders in this checkout (sparse is required; dense when its module exists)."""
-    if importlib.util.find_spec("nirbridge.workers.sparse") is None:
-        pytest.skip("the encoder modules are absent (no nirbridge.workers.sparse): enrichment cannot run")
+def _available(module: str, model: str) -> bool:
+    if importlib.util.find_spec(f"nirbridge.workers.{module}") is None:
+        return False
     from nirbridge.workers.models import resolve_model
 
     try:
-        resolve_model("splade-tiny")
-    except Exception as error:  # noqa: BLE001 - the reason is the skip message
-        pytest.skip(f"SPLADE-tiny is not installed: {error}")
+        resolve_model(model)
+    except Exception:  # noqa: BLE001 - a model package that is not installed
+        return False
+    return True
+
+
+def _encoder_spec() -> EnrichmentSpec:
+    """The encoders here: sparse is required; terms and dense when their modules and models exist."""
+    if not _available("sparse", "splade-tiny"):
+        pytest.skip("no SPLADE encoder here (nirbridge.workers.sparse or the splade-tiny package is absent)")
     kinds: dict[str, EncoderSpec] = {"sparse": EncoderSpec("splade-tiny", BACKEND, {"top_k": 64})}
-    if importlib.util.find_spec("nirbridge.workers.dense") is not None:
+    if _available("term_weights", "splade-tiny"):
+        kinds["terms"] = EncoderSpec("splade-tiny", BACKEND)
+    if _available("dense", "all-MiniLM-L6-v2"):
         kinds["dense"] = EncoderSpec("all-MiniLM-L6-v2", BACKEND)
     return EnrichmentSpec(fields=("title", "text"), **kinds)
 
@@ -203,11 +211,26 @@ def test_enrich_batch_round_trip_equals_local_runner(runner: CeleryRunner) -> No
             assert mine.update["nir_sparse"][term] == pytest.approx(weight, rel=1e-4, abs=1e-5)
         if "dense" in spec.encoders():
             assert mine.update["nir_dense"] == pytest.approx(reference.update["nir_dense"], abs=1e-5)
+        if "terms" in spec.encoders():
+            assert mine.update["nir_terms"] == pytest.approx(
+                reference.update["nir_terms"], rel=1e-4, abs=1e-5
+            )
         meta, reference_meta = mine.update["nir_meta"], reference.update["nir_meta"]
         assert meta["models"] == reference_meta["models"] == runner.fingerprints(spec)
         assert meta["content_hash"] == reference_meta["content_hash"]
         assert meta["enriched_at"].endswith("Z")
     assert 0 < len(got[0].update["nir_sparse"]) <= 64  # type: ignore[index]
+
+
+def test_describe_gives_fingerprints_and_the_dense_shape(runner: CeleryRunner) -> None:
+    spec = _encoder_spec()
+    remote, local = runner.describe(spec), LocalRunner().describe(spec)
+    assert remote == local
+    assert set(remote["models"]) == set(spec.encoders())
+    assert remote["models"]["sparse"].startswith("splade-tiny@")
+    if "dense" in spec.encoders():
+        assert remote["dense"] == {"dimension": 384, "space_type": local["dense"]["space_type"]}
+        assert local["dense"]["space_type"] in {"innerproduct", "cosinesimil", "l2"}
 
 
 def test_per_document_failures_come_back_with_the_good_ones(runner: CeleryRunner) -> None:
@@ -230,6 +253,7 @@ def test_models_load_once_per_worker_process(runner: CeleryRunner) -> None:
 
 
 def test_a_model_that_cannot_load_fails_the_batch_clearly(runner: CeleryRunner) -> None:
+    _encoder_spec()  # skips where there is no encoder module to report the missing model
     spec = EnrichmentSpec(fields=("text",), sparse=EncoderSpec("/no/such/model", BACKEND))
     started = time.monotonic()
     with pytest.raises(BatchFailed, match="/no/such/model"):

@@ -45,6 +45,7 @@ __all__ = [
     "content_hash",
     "document_text",
     "loaded_models",
+    "describe",
     "run_enrichment",
     "spec_fingerprints",
 ]
@@ -324,6 +325,20 @@ def loaded_models() -> list[dict[str, Any]]:
             }
             for (kind, model, backend, params) in _encoders
         ]
+
+
+def describe(spec: EnrichmentSpec) -> dict[str, Any]:
+    """What the job needs before the first batch: the fingerprints, and the dense model's vector shape.
+
+        {"models": {meta key: fingerprint}, "dense": {"dimension": 384, "space_type": "innerproduct"}}
+
+    The dense model is loaded for it (into this process's cache, where its batches will find it).
+    """
+    info: dict[str, Any] = {"models": spec_fingerprints(spec)}
+    if spec.dense is not None:
+        encoder, _ = _encoder("dense", spec.dense)
+        info["dense"] = {"dimension": int(encoder.dimension), "space_type": str(encoder.space_type)}
+    return info
 
 
 # --- the batch ----------------------------------------------------------------------------------------------

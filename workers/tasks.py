@@ -1,7 +1,7 @@
 """The Celery tasks. Clients send them by name (`ENRICH_BATCH`, `PING`), so they never import this module.
 
     nirbridge.enrich_batch(spec, docs)  queue enrich: `pipeline.run_enrichment`, one JSON result per document
-    nirbridge.fingerprints(spec)        queue enrich: the `nir_meta.models` a run of `spec` writes
+    nirbridge.describe(spec)            queue enrich: fingerprints and dense dimension/space type of `spec`
     nirbridge.ping()                    either queue (the sender picks it): who answered, what it has loaded
 
 `enrich_batch` is idempotent (it computes, it writes nothing; the connector writes) and `acks_late`, so a
@@ -22,12 +22,13 @@ import time
 from typing import Any
 
 from .celery_app import ENRICH_QUEUE, ENRICH_SOFT_TIME_LIMIT, ENRICH_TIME_LIMIT, app
-from .pipeline import EnrichmentSpec, loaded_models, run_enrichment, spec_fingerprints
+from .pipeline import EnrichmentSpec, loaded_models, run_enrichment
+from .pipeline import describe as describe_spec
 
-__all__ = ["ENRICH_BATCH", "FINGERPRINTS", "PING", "TransientError", "enrich_batch", "fingerprints", "ping"]
+__all__ = ["DESCRIBE", "ENRICH_BATCH", "PING", "TransientError", "describe", "enrich_batch", "ping"]
 
 ENRICH_BATCH = "nirbridge.enrich_batch"
-FINGERPRINTS = "nirbridge.fingerprints"
+DESCRIBE = "nirbridge.describe"
 PING = "nirbridge.ping"
 
 
@@ -72,10 +73,10 @@ def enrich_batch(self: Any, spec: dict[str, Any], docs: list[dict[str, Any]]) ->
     }
 
 
-@app.task(name=FINGERPRINTS, queue=ENRICH_QUEUE, acks_late=True, soft_time_limit=120, time_limit=150)
-def fingerprints(spec: dict[str, Any]) -> dict[str, str]:
-    """`pipeline.spec_fingerprints` where the models are: {meta key: fingerprint}."""
-    return spec_fingerprints(EnrichmentSpec.from_json(spec))
+@app.task(name=DESCRIBE, queue=ENRICH_QUEUE, acks_late=True, soft_time_limit=240, time_limit=300)
+def describe(spec: dict[str, Any]) -> dict[str, Any]:
+    """`pipeline.describe` where the models are: {"models": {kind: fingerprint}, "dense": {...}}."""
+    return describe_spec(EnrichmentSpec.from_json(spec))
 
 
 def _backends() -> dict[str, Any]:
