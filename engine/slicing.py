@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+import weakref
 from functools import lru_cache
 from typing import Any
 
@@ -155,21 +156,40 @@ def _doc_value_long(value: int | float, field_type: str) -> int:
 _DOC_VALUE_TYPES = ("byte", "short", "integer", "long", "date", "date_nanos", "double", "float")
 
 
-def slice_mask(view: Any, mapping: Any, ords: np.ndarray, spec: Slice) -> np.ndarray:
-    """bool per entry of `ords`: whether that document belongs to slice `spec` of the view."""
-    keep = np.zeros(ords.shape[0], dtype=bool)
+_MASK_CACHE_SIZE = 64
+# (id(view), field, slice id, max) -> (a weak reference to the view, its slice mask over every ordinal).
+# A view never changes and a PIT or scroll keeps the same one from page to page: each page reuses the mask.
+_masks: dict[tuple[int, str, int, int], tuple[weakref.ref[Any], np.ndarray]] = {}
+
+
+def _view_mask(view: Any, mapping: Any, spec: Slice) -> np.ndarray:
     docs = view.ord_docs
+    n = view.max_ord
     if spec.field == "_id":
-        for i, o in enumerate(ords.tolist()):
-            keep[i] = id_slice_hash(docs[o].id) % spec.max == spec.id  # Python % is floorMod
-        return keep
+        hashes = np.fromiter((id_slice_hash(docs[o].id) for o in range(n)), dtype=np.int64, count=n)
+        return np.asarray(hashes % spec.max == spec.id)  # numpy's % on ints is floorMod, as Python's
     field = mapping.field(spec.field)
     if field is None:
         raise errors.illegal_argument(f"field {spec.field} not found")
     if field.type not in _DOC_VALUE_TYPES or field.params.get("doc_values") is False:
         raise errors.illegal_argument(f"cannot load numeric doc values on {spec.field}")
-    for i, o in enumerate(ords.tolist()):
+    keep = np.zeros(n, dtype=bool)
+    for o in range(n):
         parsed = docs[o].parsed
         values = parsed.numbers.get(spec.field, []) if parsed is not None else []
-        keep[i] = any(_mix(_doc_value_long(v, field.type)) % spec.max == spec.id for v in values)
+        keep[o] = any(_mix(_doc_value_long(v, field.type)) % spec.max == spec.id for v in values)
     return keep
+
+
+def slice_mask(view: Any, mapping: Any, ords: np.ndarray, spec: Slice) -> np.ndarray:
+    """bool per entry of `ords`: whether that document belongs to slice `spec` of the view."""
+    key = (id(view), spec.field, spec.id, spec.max)
+    cached = _masks.get(key)
+    if cached is not None and cached[0]() is view:
+        return cached[1][ords]
+    mask = _view_mask(view, mapping, spec)
+    if len(_masks) >= _MASK_CACHE_SIZE:
+        for stale in [k for k, (ref, _) in _masks.items() if ref() is None] or [next(iter(_masks))]:
+            del _masks[stale]
+    _masks[key] = (weakref.ref(view), mask)
+    return mask[ords]

@@ -205,6 +205,18 @@ def test_the_pit_is_released_when_the_consumer_raises(client, corpus):
     assert _no_pits(client)
 
 
+def test_scan_falls_back_to_a_scroll_on_a_cluster_without_pit(corpus, proxy):
+    proxy.refuse_pit = True
+    proxied = _proxied_client(proxy)
+    ids = []
+    for slice_id in range(2):
+        ids += [
+            hit["_id"] for hit in scan_documents(proxied, corpus, slice_id=slice_id, slices=2, page_size=10)
+        ]
+    assert sorted(ids) == sorted(IDS)
+    assert proxy.pit_requests == 2
+
+
 def test_scan_of_a_missing_index_is_index_not_found(client):
     with pytest.raises(IndexNotFound):
         list(scan_documents(client, "no-such-index"))
@@ -282,6 +294,8 @@ class _Proxy:
         self.reject_requests = 0  # answer the next N bulk requests with this status
         self.reject_status = 429
         self.reject_items_in = 0  # in the next N bulk requests, answer every other item 429 (not forwarded)
+        self.refuse_pit = False  # answer PIT creation as a cluster without the API does (OpenSearch < 2.4)
+        self.pit_requests = 0
         self.bulk_times: list[float] = []
         self.bulk_ids: list[list[str]] = []
         self.lock = threading.Lock()
@@ -309,6 +323,15 @@ class _Proxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if "/_search/point_in_time" in self.path:
+                    proxy.pit_requests += 1
+                    if proxy.refuse_pit:
+                        error = {
+                            "error": "no handler found for uri [" + self.path + "] and method [POST]",
+                            "status": 400,
+                        }
+                        self._reply(400, json.dumps(error).encode())
+                        return
                 if self.path.split("?")[0].endswith("/_bulk"):
                     self._bulk(body)
                 else:
