@@ -158,8 +158,18 @@ class LocalRunner(Runner):
 class _Pending:
     number: int
     docs: Sequence[Doc]
+    payload: dict[str, Any]
     task_id: str
     sent_at: float
+    resent: int = 0
+
+
+def _started_by(meta: dict[str, Any]) -> str | None:
+    """The worker that started a task (Celery's STARTED state records it: task_track_started)."""
+    if meta.get("status") != "STARTED" or not isinstance(meta.get("result"), dict):
+        return None
+    hostname = meta["result"].get("hostname")
+    return str(hostname) if hostname else None
 
 
 class CeleryRunner(Runner):
@@ -168,7 +178,8 @@ class CeleryRunner(Runner):
     `timeout` bounds the wait for one batch (counted from when it became the oldest one waited for). While a
     batch is late by more than `liveness_every` seconds the runner asks the workers (a broadcast,
     `liveness_timeout`) whether any of them still consumes the queue, so a dead worker is noticed in seconds,
-    not at the timeout.
+    not at the timeout. A batch whose worker died while others live (its STARTED state names a worker that no
+    longer answers), or that timed out, is sent again up to `resend` times: the task is idempotent.
     """
 
     def __init__(
@@ -181,6 +192,7 @@ class CeleryRunner(Runner):
         poll: float = 0.02,
         liveness_every: float = 3.0,
         liveness_timeout: float = 1.0,
+        resend: int = 1,
     ) -> None:
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, got {in_flight}")
@@ -197,6 +209,7 @@ class CeleryRunner(Runner):
         self.poll = poll
         self.liveness_every = liveness_every
         self.liveness_timeout = liveness_timeout
+        self.resend = resend
 
     # --- the boundary where Redis and Celery errors become ours ---------------------------------------------
 
@@ -300,7 +313,7 @@ class CeleryRunner(Runner):
                         break
                     number, docs = item
                     task_id = self._send(ENRICH_BATCH, [payload, list(docs)], self.queue)
-                    pending.append(_Pending(number, docs, task_id, time.monotonic()))
+                    pending.append(_Pending(number, docs, payload, task_id, time.monotonic()))
                 if not pending:
                     return
                 oldest = pending.popleft()
@@ -335,7 +348,20 @@ class CeleryRunner(Runner):
                         self.queue,
                         f"batch {batch.number} waited {now - started:.1f} s; no worker answered a broadcast",
                     )
-                if now >= deadline:
+                owner = _started_by(meta)
+                lost = owner is not None and owner not in workers
+                if (lost or now >= deadline) and batch.resent < self.resend:
+                    # the task is idempotent: a copy on a live worker is safe; a late original is ignored
+                    self._revoke(batch.task_id)
+                    batch.task_id = self._send(ENRICH_BATCH, [batch.payload, list(batch.docs)], self.queue)
+                    batch.resent += 1
+                    started = time.monotonic()
+                    deadline = started + self.timeout
+                elif lost:
+                    raise WorkerUnavailable(
+                        self.queue, f"batch {batch.number}: its worker {owner} is gone, and so is its copy"
+                    )
+                elif now >= deadline:
                     raise BatchTimeout(
                         self.queue,
                         f"batch {batch.number} got no result within {self.timeout:g} s "

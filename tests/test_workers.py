@@ -290,6 +290,37 @@ def test_a_killed_worker_is_worker_unavailable_not_a_hang(tmp_path: Path) -> Non
         server.stop()
 
 
+def test_a_batch_whose_worker_dies_is_sent_again_to_a_live_one(tmp_path: Path) -> None:
+    spec = _encoder_spec()
+    server = RedisServer(tmp_path / "redis")
+    first = WorkerProcess(server.url(0), server.url(1), tmp_path / "first")
+    second: WorkerProcess | None = None
+    try:
+        runner = CeleryRunner(_app(server), in_flight=1, timeout=60, liveness_every=1.0)
+        _wait_ready(runner, first)
+        done: list[Any] = []
+        thread = threading.Thread(target=lambda: done.append(_all(runner.enrich(spec, [DOCS[:2]]))))
+        thread.start()
+        deadline = time.monotonic() + 20
+        while "enrich_batch" not in first.output():  # the first worker has started the batch
+            assert time.monotonic() < deadline, first.output()
+            time.sleep(0.05)
+        second = WorkerProcess(server.url(0), server.url(1), tmp_path / "second")
+        while len(runner.consumers()) < 2:
+            assert time.monotonic() < deadline + 20 and second.process.poll() is None, second.output()
+        first.kill()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        (results,) = done
+        assert [(r.id, r.ok) for r in results] == [("d1", True), ("d2", True)]
+        assert "enrich_batch" in second.output()
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+        server.stop()
+
+
 def test_a_stopped_redis_is_broker_unavailable(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     worker = WorkerProcess(server.url(0), server.url(1), tmp_path / "worker")
