@@ -7,10 +7,12 @@ by the requested sort, applies ``search_after`` / ``from`` / ``size`` and render
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -444,6 +446,10 @@ def ordered_hits(
             for i, o in enumerate(cut):
                 hits.append(Hit(position, int(o), float(scores[i]), [int(o)], ((0, int(o)), position)))
             continue
+        by_id = len(sort) == 1 and sort[0].field == "_id"
+        if by_id and (request.search_after is None or request.search_after[0] is not None):
+            hits.extend(_hits_by_id(view, position, ords, scores, sort[0].descending, request, limit))
+            continue
         view_hits = []
         for o, score in zip(ords.tolist(), scores.tolist(), strict=True):
             pairs = [_sort_values_of(view, mapping, o, sf, score) for sf in sort]
@@ -458,6 +464,53 @@ def ordered_hits(
     if limit is not None:
         hits = hits[:limit]
     return hits, total, max_score
+
+
+def _id_order(view: Searcher) -> tuple[list[str], np.ndarray]:
+    """The view's ids in sorted order and each ordinal's rank in it (computed once per view, then reused)."""
+    cached = _id_orders.get(id(view))
+    if cached is not None and cached[0]() is view:
+        return cached[1], cached[2]
+    ids = [view.ord_docs[o].id for o in range(view.max_ord)]
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(len(ids), dtype=np.int64)
+    sorted_ids = [ids[o] for o in order]
+    if len(_id_orders) >= 16:
+        for stale in [k for k, entry in _id_orders.items() if entry[0]() is None] or [next(iter(_id_orders))]:
+            del _id_orders[stale]
+    _id_orders[id(view)] = (weakref.ref(view), sorted_ids, ranks)
+    return sorted_ids, ranks
+
+
+# id(view) -> (weak reference to the view, its sorted ids, rank per ordinal): a PIT or scroll sorted on _id
+# pages through one view, and this keeps each page from sorting every id again.
+_id_orders: dict[int, tuple[weakref.ref[Searcher], list[str], np.ndarray]] = {}
+
+
+def _hits_by_id(view: Searcher, position: int, ords: np.ndarray, scores: np.ndarray, descending: bool,
+                request: Request, limit: int | None) -> list[Hit]:
+    """Matches sorted on ``_id`` alone, after ``search_after``: the same hits and keys as the general path."""
+    sorted_ids, ranks = _id_order(view)
+    rank = ranks[ords]
+    if request.search_after is not None:
+        after = str(request.search_after[0])
+        if descending:
+            keep = rank < bisect.bisect_left(sorted_ids, after)
+        else:
+            keep = rank >= bisect.bisect_right(sorted_ids, after)
+        ords, scores, rank = ords[keep], scores[keep], rank[keep]
+    signed = -rank if descending else rank
+    if limit is not None and signed.shape[0] > limit:
+        nearest = np.argpartition(signed, limit - 1)[:limit] if limit > 0 else np.zeros(0, dtype=np.int64)
+        ords, scores, signed = ords[nearest], scores[nearest], signed[nearest]
+    hits = []
+    for i in np.argsort(signed, kind="stable").tolist():
+        o = int(ords[i])
+        doc_id = view.ord_docs[o].id
+        key = ((0, _Reversed(doc_id) if descending else doc_id),)
+        hits.append(Hit(position, o, float(scores[i]), [doc_id], (key, position, o)))
+    return hits
 
 
 def render_hit(

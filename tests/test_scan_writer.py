@@ -293,6 +293,7 @@ class _Proxy:
         self.upstream = urlsplit(upstream)
         self.reject_requests = 0  # answer the next N bulk requests with this status
         self.reject_status = 429
+        self.drop_requests = 0  # close the connection of the next N bulk requests without an answer
         self.reject_items_in = 0  # in the next N bulk requests, answer every other item 429 (not forwarded)
         self.refuse_pit = False  # answer PIT creation as a cluster without the API does (OpenSearch < 2.4)
         self.pit_requests = 0
@@ -340,6 +341,14 @@ class _Proxy:
             def _bulk(self, body: bytes) -> None:
                 lines = [line for line in body.split(b"\n") if line.strip()]
                 pairs = [(lines[i], lines[i + 1]) for i in range(0, len(lines), 2)]
+                with proxy.lock:
+                    drop = proxy.drop_requests > 0
+                    proxy.drop_requests -= drop
+                if drop:
+                    proxy.bulk_times.append(time.monotonic())
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 with proxy.lock:
                     proxy.bulk_times.append(time.monotonic())
                     proxy.bulk_ids.append([json.loads(h)["update"]["_id"] for h, _ in pairs])
@@ -456,6 +465,16 @@ def test_a_request_answered_429_or_503_is_retried_whole(client, corpus, proxy):
         assert _expansions(client, 6) == [f"whole {status} {i}" for i in range(6)]
 
 
+def test_a_request_left_unanswered_is_retried(client, corpus, proxy):
+    proxy.drop_requests = 2
+    results = list(
+        streaming_update(_proxied_client(proxy), corpus, _updates("dropped"), initial_backoff=0.05)
+    )
+    assert all(r.ok for r in results)
+    assert len(proxy.bulk_times) == 3
+    assert _expansions(client, 6) == [f"dropped {i}" for i in range(6)]
+
+
 def test_other_4xx_are_never_retried(corpus, proxy):
     proxy.reject_requests, proxy.reject_status = 5, 400
     results = list(streaming_update(_proxied_client(proxy), corpus, _updates("never"), initial_backoff=0.01))
@@ -563,3 +582,28 @@ def test_a_rerun_skips_what_is_enriched_over_http(client, corpus):
         scan_documents(client, corpus, fields=source_fields(fields), query={"range": {"n": {"lt": 5}}})
     )
     assert not [h for h in again if needs_enrichment(h, fingerprints, fields)]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+@pytest.mark.parametrize("after", [None, "doc-3", "5", "zzz"])
+def test_the_id_sort_shortcut_orders_as_the_general_sort(client, corpus, descending, after):
+    if not client.indices.exists(index="scan-other"):
+        client.index(
+            index="scan-other", id="doc-30", body={"title": "a twin of doc-30"}, params={"refresh": "true"}
+        )
+    order = "desc" if descending else "asc"
+    shortcut: dict[str, Any] = {"size": 9, "sort": [{"_id": order}], "_source": False}
+    general: dict[str, Any] = {
+        **shortcut,
+        "sort": [{"_id": order}, {"_index": "asc"}],
+    }  # two keys: general path
+    if after is not None:
+        shortcut["search_after"], general["search_after"] = [after], [after, "\uffff"]
+    names = f"{corpus},scan-other"
+    fast = [(h["_index"], h["_id"]) for h in client.search(index=names, body=shortcut)["hits"]["hits"]]
+    slow = [(h["_index"], h["_id"]) for h in client.search(index=names, body=general)["hits"]["hits"]]
+    ids = sorted([*IDS, "doc-30"], reverse=descending)  # doc-30 is in both indices
+    if after is not None:
+        ids = [i for i in ids if (i < after if descending else i > after)]
+    assert [doc_id for _, doc_id in fast] == [doc_id for _, doc_id in slow][: len(fast)]
+    assert [doc_id for _, doc_id in fast][:5] == ids[:5] or len(ids) < 5
