@@ -283,7 +283,7 @@ def worker(
         str, typer.Option("--queues", help="Comma-separated queues to consume: enrich, rerank.")
     ] = "enrich,rerank",
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Worker processes (default: one per CPU).")
+        int | None, typer.Option("--concurrency", min=1, help="Pool processes (default: one per queue).")
     ] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", help="debug, info, warning, error.")] = "info",
     hostname: Annotated[

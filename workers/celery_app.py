@@ -172,6 +172,11 @@ def run_worker(
 ) -> None:
     """Run a Celery worker for `queues` in this process until it is stopped (blocks).
 
+    Concurrency defaults to one pool process per queue: a model already spreads one batch over every core, so
+    more processes on a CPU only multiply the memory the models take. The cores are shared between the
+    processes (OMP_NUM_THREADS / MKL_NUM_THREADS, unless already set) so that they do not oversubscribe. For
+    rerank latency run a worker of its own (`--queues rerank`): a process busy with a batch cannot answer.
+
     Raises ValueError for an unknown queue and ConnectionError when the broker does not answer.
     """
     unknown = [queue for queue in queues if queue not in QUEUES]
@@ -189,8 +194,11 @@ def run_worker(
         "--without-gossip",
         "--without-mingle",
     ]
-    if concurrency is not None:
-        argv.append(f"--concurrency={concurrency}")
+    processes = concurrency or len(queues)
+    argv.append(f"--concurrency={processes}")
+    threads = str(max(1, (os.cpu_count() or 1) // processes))
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, threads)  # read by torch when a pool process imports it
     import nirbridge.workers.tasks  # noqa: F401 - registers the tasks before the worker starts
 
     app.worker_main(argv)

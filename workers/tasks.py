@@ -94,6 +94,7 @@ def _backends() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:
         found["cuda"] = bool(torch.cuda.is_available())
+        found["torch_threads"] = int(torch.get_num_threads())
     return found
 
 
