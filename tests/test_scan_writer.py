@@ -607,3 +607,29 @@ def test_the_id_sort_shortcut_orders_as_the_general_sort(client, corpus, descend
         ids = [i for i in ids if (i < after if descending else i > after)]
     assert [doc_id for _, doc_id in fast] == [doc_id for _, doc_id in slow][: len(fast)]
     assert [doc_id for _, doc_id in fast][:5] == ids[:5] or len(ids) < 5
+
+
+def test_a_checkpointed_sliced_scan_resumes_in_a_new_pit_after_writes(client, corpus, tmp_path: Path):
+    path = tmp_path / "checkpoint.json"
+    seen: list[str] = []
+    checkpoint = open_checkpoint(path, index=corpus, query=None, spec_fingerprint="spec", slices=2)
+    for slice_id in range(2):  # a first run reads 10 documents of each slice, then dies
+        scan = scan_documents(client, corpus, slice_id=slice_id, slices=2, page_size=4)
+        batch = [next(scan) for _ in range(10)]
+        scan.close()
+        seen += [hit["_id"] for hit in batch]
+        checkpoint.record_batch(slice_id, batch[-1]["sort"], processed=len(batch))
+        checkpoint.save(path)
+    # the index moves on meanwhile: updated documents get new internal positions
+    assert all(
+        r.ok
+        for r in streaming_update(client, corpus, [(i, {"touched": True}) for i in seen[:5]], refresh=True)
+    )
+    resumed = open_checkpoint(path, index=corpus, query=None, spec_fingerprint="spec", slices=2)
+    for slice_id in range(2):
+        after = resumed.position(slice_id)
+        seen += [
+            h["_id"] for h in scan_documents(client, corpus, slice_id=slice_id, slices=2, search_after=after)
+        ]
+    assert sorted(seen) == sorted(IDS)  # every document exactly once
+    assert resumed.processed == 20 and _no_pits(client)
