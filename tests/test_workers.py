@@ -174,6 +174,21 @@ def test_bad_documents_fail_one_by_one_without_loading_a_model() -> None:
     assert reasons["object"] == "field 'text' is not a string (got dict)"
 
 
+def test_an_enormous_field_is_cut_before_encoding_and_hashed_whole() -> None:
+    full = _encoder_spec()
+    spec = EnrichmentSpec(fields=("text",), sparse=full.sparse, max_chars=2_000)
+    huge = "statins lower cholesterol " * 40_000  # about 1 MB
+    changed_tail = huge[:-10] + "different!"
+    started = time.monotonic()
+    (a, b) = run_enrichment(
+        spec, [{"_id": "a", "_source": {"text": huge}}, {"_id": "b", "_source": {"text": changed_tail}}]
+    )
+    assert a.ok and b.ok
+    assert a.update["nir_sparse"] == b.update["nir_sparse"]  # type: ignore[index] - the model saw the same text
+    assert a.update["nir_meta"]["content_hash"] != b.update["nir_meta"]["content_hash"]  # type: ignore[index]
+    assert time.monotonic() - started < 30
+
+
 def test_prefetch_suits_each_queue() -> None:
     assert prefetch_for(["enrich"]) == 1
     assert prefetch_for(["rerank"]) > 1
