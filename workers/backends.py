@@ -16,7 +16,8 @@ backend:
 ``onnx-cuda-fp16``  the fused graph converted to fp16 (inputs and outputs stay int64/fp32), CUDA provider.
 ``auto``            ``onnx-cuda-fp16`` where ONNX Runtime has the CUDA provider; otherwise the fastest CPU
                     backend measured once on this machine (one probe batch, per model, head and machine;
-                    cached) among those that agree with ``torch-fp32`` on that batch (row cosine >= 0.99).
+                    cached) among those that agree with ``torch-fp32`` on that batch (mean row cosine >= 0.99,
+                    none below 0.97).
 
 Why ``torch.onnx`` and not optimum's exporter: optimum exports a task's raw outputs, and for SPLADE those are
 the masked-LM logits, ``[batch, length, vocabulary]`` (32 x 256 x 30522 floats = 1 GB per batch).  Exporting
@@ -68,7 +69,7 @@ Backend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-cu
 BACKENDS: tuple[str, ...] = get_args(Backend)
 CPU_BACKENDS: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 
-FORMAT = 2  # bump when the export recipe changes: old cache entries are then ignored
+FORMAT = 3  # bump when the export recipe changes: old cache entries are then ignored
 _TORCH = "pip install torch==2.13.0"
 _ORT = "pip install onnxruntime onnx"
 
@@ -301,10 +302,32 @@ def _machine() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _probe(graph: Graph, vocab_size: int, rows: int = 16, length: int = 128) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, vocab_size, size=(rows, length), dtype=np.int64)
-    ids[:, 0], ids[:, -1] = 101, 102
+# The probe is real prose: random token ids give activations no text produces, and 8-bit models that are
+# fine on text (all-MiniLM-L6-v2 int8: mean cosine 0.995 on NFCorpus) fall below the agreement gate on them.
+_PROBE_TEXT = (
+    "Recent studies have suggested that statins, an established drug group in the prevention of "
+    "cardiovascular mortality, could delay or prevent breast cancer recurrence, but the effect on "
+    "disease-specific mortality remains unclear. We evaluated the risk of breast cancer death among statin "
+    "users in a population-based cohort of breast cancer patients. The study cohort included all newly "
+    "diagnosed breast cancer patients in Finland during 1995-2003, identified from the Finnish Cancer "
+    "Registry. Information on statin use before and after the diagnosis was obtained from a national "
+    "prescription database. We used the Cox proportional hazards regression method to estimate mortality "
+    "among statin users with statin use as a time-dependent variable. A total of 4,151 participants had used "
+    "statins. During the median follow-up of 3.25 years after the diagnosis, 6,011 participants died, of "
+    "which 3,619 (60.2%) was due to breast cancer."
+)
+
+
+def _probe(graph: Graph, rows: int = 16, length: int = 128) -> dict[str, np.ndarray]:
+    """``rows`` windows of ``length`` tokens over a fixed English paragraph, in the model's own tokens."""
+    from nirbridge.workers.models import load_tokenizer
+
+    tokenizer = load_tokenizer(graph.path)
+    pieces = tokenizer(_PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    pieces = (pieces * (1 + (length + rows * 7) // max(len(pieces), 1)))[: length - 2 + rows * 7]
+    cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else pieces[0]
+    sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else pieces[-1]
+    ids = np.array([[cls, *pieces[r * 7 : r * 7 + length - 2], sep] for r in range(rows)], dtype=np.int64)
     arrays = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     return {n: arrays[n] for n in graph.input_names}
 
@@ -314,13 +337,14 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / np.maximum(den, 1e-12)
 
 
-def choose_auto(graph: Graph, vocab_size: int = 30000, candidates: Sequence[str] = CPU_BACKENDS) -> str:
+def choose_auto(graph: Graph, candidates: Sequence[str] = CPU_BACKENDS) -> str:
     """``onnx-cuda-fp16`` with a CUDA provider, else the fastest agreeing CPU backend, measured once and
     cached.
 
-    The measurement: a probe batch (16 x 128 tokens) run once to warm up, then timed three times (best of 3)
-    per candidate; a candidate whose rows have cosine < 0.99 with ``torch-fp32``'s is not eligible.  The
-    result is stored in ``cache_dir()/auto.json`` under (model fingerprint, head, machine) and reused.
+    The measurement: a probe batch (16 x 128 tokens of English prose) run once to warm up, then timed three
+    times (best of 3) per candidate; a candidate whose rows have a mean cosine < 0.99 (or any < 0.97) with
+    ``torch-fp32``'s is not eligible.  The result is stored in ``cache_dir()/auto.json`` under (model
+    fingerprint, head, machine) and reused.
     """
     if cuda_available():
         return "onnx-cuda-fp16"
@@ -332,7 +356,7 @@ def choose_auto(graph: Graph, vocab_size: int = 30000, candidates: Sequence[str]
         known = {}
     if key in known:
         return str(known[key]["backend"])
-    probe = _probe(graph, vocab_size)
+    probe = _probe(graph)
     timings: dict[str, float] = {}
     reference: np.ndarray | None = None
     for name in candidates:
@@ -343,8 +367,10 @@ def choose_auto(graph: Graph, vocab_size: int = 30000, candidates: Sequence[str]
         out = session.run(probe)
         if reference is None:
             reference = out
-        elif float(_cosines(out, reference).min()) < 0.99:
-            continue
+        else:
+            cosines = _cosines(out, reference)
+            if float(cosines.mean()) < 0.99 or float(cosines.min()) < 0.97:
+                continue
         best = float("inf")
         for _ in range(3):
             t0 = time.perf_counter()
