@@ -142,6 +142,11 @@ class OrtSession:
         ort = _import_ort(backend)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ONNX Runtime ignores OMP_NUM_THREADS; a worker that shares the cores between processes sets it, and
+        # the session keeps to that share instead of starting one thread per core.
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:
+            options.intra_op_num_threads = int(threads)
         self.backend = backend
         self.session = ort.InferenceSession(str(model_file), options, providers=providers)
         self.names = [i.name for i in self.session.get_inputs()]
