@@ -69,7 +69,7 @@ Backend = Literal["torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-cu
 BACKENDS: tuple[str, ...] = get_args(Backend)
 CPU_BACKENDS: tuple[str, ...] = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 
-FORMAT = 3  # bump when the export recipe changes: old cache entries are then ignored
+FORMAT = 4  # bump when the export recipe changes: old cache entries are then ignored
 _TORCH = "pip install torch==2.13.0"
 _ORT = "pip install onnxruntime onnx"
 
@@ -224,13 +224,24 @@ def _quantised(graph: Graph, folder: Path) -> Path:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        source = _optimised(graph, folder)
+        # BERT's FFN down-projections (``.../output/dense/MatMul`` outside attention) read GELU outputs whose
+        # long tail one 8-bit scale per batch serves worst: they stay fp32.  all-MiniLM-L6-v2, 150 NFCorpus
+        # docs, cosine to fp32 mean / min: 0.9955 / 0.9899 all quantised, 0.9978 / 0.9960 with these kept,
+        # at the same speed within noise.
+        keep = [
+            n.name
+            for n in onnx.load(str(source)).graph.node
+            if n.op_type == "MatMul" and n.name.endswith("/output/dense/MatMul") and "attention" not in n.name
+        ]
         # The fused graph holds contrib ops that ONNX shape inference cannot type: say their outputs are
         # float.
         quantize_dynamic(
-            str(_optimised(graph, folder)),
+            str(source),
             str(tmp),
             weight_type=QuantType.QUInt8,
             per_channel=True,
+            nodes_to_exclude=keep,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
 
