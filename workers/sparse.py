@@ -26,7 +26,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -136,18 +136,15 @@ class SparseEncoder:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
         return [list(x) for x in encoded["input_ids"]]
 
+    def _run(self, texts: Sequence[object], per_row: Any, sort: bool) -> list[Any]:
+        """Encode ``texts`` in length-sorted batches and turn each output row with ``per_row``."""
+        ids = self.token_ids(check_texts(texts))
+        pad = self.tokenizer.pad_token_id or 0
+        return run_sorted(self.session, ids, pad, self.graph.input_names, self.batch_size, per_row, sort)
+
     def vectors(self, texts: Sequence[object], sort: bool = True) -> list[np.ndarray]:
         """The full SPLADE row (one float per vocabulary entry) of each text, before any pruning."""
-        ids = self.token_ids(check_texts(texts))
-        return run_sorted(
-            self.session,
-            ids,
-            self.tokenizer.pad_token_id or 0,
-            self.graph.input_names,
-            self.batch_size,
-            lambda _i, row: row.copy(),
-            sort,
-        )
+        return self._run(texts, lambda _i, row: row.copy(), sort)
 
     def to_terms(self, row: np.ndarray) -> dict[str, float]:
         """One SPLADE row as ``{vocabulary string: weight}``: special tokens dropped, pruned, heaviest
@@ -165,16 +162,7 @@ class SparseEncoder:
     def encode(self, texts: Sequence[object], sort: bool = True) -> list[dict[str, float]]:
         """``{term: weight}`` per text, in the order given; a non-str or empty text raises
         ``BadInputError``."""
-        ids = self.token_ids(check_texts(texts))
-        return run_sorted(
-            self.session,
-            ids,
-            self.tokenizer.pad_token_id or 0,
-            self.graph.input_names,
-            self.batch_size,
-            lambda _i, row: self.to_terms(row),
-            sort,
-        )
+        return self._run(texts, lambda _i, row: self.to_terms(row), sort)
 
     def encode_query(self, text: str) -> dict[str, float]:
         """The query's weights, the same model and pruning as documents (SPLADE is symmetric); for
