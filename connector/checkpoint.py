@@ -55,6 +55,7 @@ class Checkpoint:
     skipped: int = 0
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    target: str | None = None  # the new index a migrating run copies into and enriches
     version: int = FORMAT_VERSION
 
     def position(self, slice_id: int = 0) -> list[Any] | None:

@@ -21,7 +21,15 @@ from pydantic import ValidationError
 
 from .beir import BeirDataset, shipped_sample
 from .client import check_reachable, cluster_error, make_client
-from .errors import ClusterError, ClusterUnreachable, DatasetError, IndexNotFound, NirbridgeError, UsageError
+from .errors import (
+    ClusterError,
+    ClusterUnreachable,
+    DatasetError,
+    IndexNotFound,
+    NirbridgeError,
+    RunnerError,
+    UsageError,
+)
 from .ingest import IngestReport, ensure_index, ingest_documents
 from .schema import corpus_index_body
 from .search import SearchResult, search_bm25
@@ -57,8 +65,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _exit_code(error: NirbridgeError) -> int:
-    if isinstance(error, UsageError | ClusterUnreachable | IndexNotFound):
-        return 2
+    if isinstance(error, UsageError | ClusterUnreachable | IndexNotFound | RunnerError):
+        return 2  # nothing was done: fix the command, the cluster, the broker or the workers first
     if isinstance(error, ClusterError) and isinstance(error.status, int) and 400 <= error.status < 500:
         return 2  # the cluster refused what we asked for (a bad index name, a bad query): usage
     return 1
@@ -277,6 +285,205 @@ def demo(
     raise typer.Exit(1 if report.failed else 0)
 
 
+def _parse_params(values: list[str]) -> dict[str, dict[str, Any]]:
+    """`--param KIND.NAME=VALUE` (VALUE read as JSON when it is JSON, else as a string), by encoder kind."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        kind, dot, name = key.partition(".")
+        if not sep or not dot or not name or kind not in ("sparse", "terms", "dense", "doc2query"):
+            raise typer.BadParameter(
+                f"{item!r}: expected KIND.NAME=VALUE with KIND sparse, terms, dense or doc2query",
+                param_hint="'--param'",
+            )
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        params.setdefault(kind, {})[name] = value
+    return params
+
+
+def _enrichment_spec(
+    fields: str, models: dict[str, str | None], backend: str, params: dict[str, dict[str, Any]]
+) -> Any:
+    from nirbridge.workers.pipeline import EncoderSpec, EnrichmentSpec, SpecError
+
+    names = [name.strip() for name in fields.split(",") if name.strip()]
+    unused = sorted(set(params) - {kind for kind, model in models.items() if model})
+    if unused:
+        raise typer.BadParameter(
+            f"parameters for {', '.join(unused)}, which is not asked for", param_hint="'--param'"
+        )
+    try:
+        return EnrichmentSpec(
+            fields=tuple(names),
+            **{
+                kind: EncoderSpec(model, backend, params.get(kind, {}))
+                for kind, model in models.items()
+                if model
+            },
+        )
+    except SpecError as error:
+        _fail(f"{error} (name the encoders with --sparse, --terms, --doc2query, --dense)", 2)
+
+
+def _enrich_progress(show: bool) -> tuple[Callable[[Any, int], None], Callable[[], None]]:
+    """A tqdm bar over the documents to scan: documents, docs/s, ETA; and the function that closes it."""
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def update(report: Any, scanned: int) -> None:
+        if not bars:
+            bars.append(
+                tqdm(
+                    total=report.to_scan,
+                    initial=report.scanned_before,
+                    unit="doc",
+                    file=sys.stderr,
+                    disable=not show,
+                    desc=f"enrich {report.target}",
+                )
+            )
+        bar = bars[0]
+        bar.set_postfix(
+            enriched=report.processed, skipped=report.skipped, failed=report.failed, refresh=False
+        )
+        bar.update(scanned - bar.n)
+
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return update, close
+
+
+@app.command()
+def enrich(
+    index: IndexOption,
+    fields: Annotated[str, typer.Option("--fields", help="Comma-separated text fields to read, in order.")],
+    sparse: Annotated[
+        str | None, typer.Option("--sparse", help="SPLADE model (name or path) -> nir_sparse.")
+    ] = None,
+    terms: Annotated[
+        str | None,
+        typer.Option("--terms", help="Term-weight model (DeepCT, or SPLADE on own terms) -> nir_terms."),
+    ] = None,
+    doc2query: Annotated[
+        str | None, typer.Option("--doc2query", help="Seq2seq query generator -> nir_expansion.")
+    ] = None,
+    dense: Annotated[
+        str | None, typer.Option("--dense", help="Bi-encoder -> nir_dense (knn_vector).")
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="auto, onnx-int8, onnx-fp32, onnx-cuda-fp16, torch-fp32, torch-bf16."),
+    ] = "auto",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", help="Encoder parameter KIND.NAME=VALUE, e.g. sparse.top_k=128 (repeatable)."
+        ),
+    ] = None,
+    runner: Annotated[
+        str, typer.Option("--runner", help="local (this process) or celery (workers on the enrich queue).")
+    ] = "local",
+    url: UrlOption = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query", help="Only documents matching this query (JSON), e.g. a range on a timestamp."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per batch.")] = 32,
+    slices: Annotated[int, typer.Option("--slices", min=1, help="Parallel readers (sliced scan).")] = 1,
+    in_flight: Annotated[
+        int, typer.Option("--in-flight", min=1, help="Batches queued for the workers at once (celery).")
+    ] = 4,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for one batch (celery).")
+    ] = 300.0,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Checkpoint file (default .nirbridge/enrich-INDEX.json)."),
+    ] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing checkpoint.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Report the mapping change and the documents to scan; change nothing."
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal)."
+        ),
+    ] = None,
+) -> None:
+    """Write SPLADE, term-weight, doc2query and dense fields into an existing index (resumable)."""
+    from .enrich import EnrichJob, EnrichOptions
+    from .runner import CeleryRunner, LocalRunner
+
+    if runner not in ("local", "celery"):
+        raise typer.BadParameter(f"{runner!r}: choose local or celery", param_hint="'--runner'")
+    parsed_query: dict[str, Any] | None = None
+    if query is not None:
+        try:
+            parsed_query = json.loads(query)
+        except ValueError as error:
+            raise typer.BadParameter(f"not JSON: {error}", param_hint="'--query'") from None
+        if not isinstance(parsed_query, dict):
+            raise typer.BadParameter("expected a JSON object (a query clause)", param_hint="'--query'")
+    spec = _enrichment_spec(
+        fields,
+        {"sparse": sparse, "terms": terms, "doc2query": doc2query, "dense": dense},
+        backend,
+        _parse_params(param or []),
+    )
+    settings = _settings()
+    client, resolved = _connect(url, settings)
+    options = _guarded(
+        lambda: EnrichOptions(
+            index=index,
+            spec=spec,
+            checkpoint=checkpoint or Path(".nirbridge") / f"enrich-{index}.json",
+            query=parsed_query,
+            batch_size=batch_size,
+            slices=slices,
+            restart=restart,
+            dry_run=dry_run,
+        )
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    update, close = _enrich_progress(show)
+    chosen = LocalRunner() if runner == "local" else CeleryRunner(in_flight=in_flight, timeout=timeout)
+    try:
+        with chosen:
+            report = _guarded(lambda: EnrichJob(client, resolved, chosen, options).run(update))
+    finally:
+        close()
+    if dry_run:
+        typer.echo(f"dry run: {report.to_scan} documents to scan in {index}", err=json_output)
+        typer.echo(report.mapping_text, err=json_output)
+    else:
+        typer.echo(
+            f"enriched {report.processed} documents of {index} (in {report.target}), "
+            f"{report.skipped} skipped as current, {report.failed} failed, "
+            f"{report.seconds:.1f} s, {report.docs_per_s:.1f} docs/s",
+            err=json_output,
+        )
+        if report.swapped_from:
+            typer.echo(f"{index} now points at {report.target} (was {report.swapped_from})", err=json_output)
+        for failure in report.failures[:20]:
+            typer.echo(f"failed: {failure['id']}: {failure['reason']}", err=True)
+    if json_output:
+        _print_json(report.as_json())
+    raise typer.Exit(1 if report.failed else 0)
+
+
 @app.command()
 def worker(
     queues: Annotated[
@@ -302,6 +509,11 @@ def worker(
         raise typer.BadParameter(str(error), param_hint="'--queues'") from None
     except ConnectionError as error:
         _fail(str(error), 2)
+
+
+from .eval_cli import eval_command  # noqa: E402 - the eval command lives in its own module
+
+app.command("eval")(eval_command)
 
 
 def main() -> None:

@@ -9,6 +9,11 @@
         ├── ClusterUnreachable      no answer at all (refused, DNS, TLS, timeout): exit 2
         ├── IndexNotFound           the named index does not exist: exit 2
         └── MigrationError          a new index could not be filled or swapped in safely (the old one stays)
+    RunnerError                     where batches are enriched (connector.runner) cannot work: exit 2
+    ├── BrokerUnavailable           Redis did not answer (names the URL, password hidden)
+    ├── WorkerUnavailable           no worker consumes the queue (names it; says how to start one)
+    │   └── BatchTimeout            workers are there, but a batch got no result within the timeout
+    └── BatchFailed                 the task failed (a bad spec, a model that cannot load): every batch would
 
 opensearch-py's exceptions are translated into these in one place, `connector.client`.
 """
@@ -18,6 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BatchFailed",
+    "BatchTimeout",
+    "BrokerUnavailable",
+    "RunnerError",
+    "WorkerUnavailable",
     "BadUrlError",
     "CheckpointMismatch",
     "ClusterError",
@@ -103,3 +113,40 @@ class MigrationError(ClusterError):
     def __init__(self, url: str, reason: str, index: str | None = None) -> None:
         self.index = index
         super().__init__(url, reason)
+
+
+class RunnerError(NirbridgeError):
+    """Base of the errors a runner raises."""
+
+
+class BrokerUnavailable(RunnerError):
+    def __init__(self, url: str, reason: str) -> None:
+        """`url` must come with its password already hidden (`workers.celery_app.redact`)."""
+        self.url = url
+        self.reason = reason
+        super().__init__(f"the Celery broker at {self.url} is unavailable: {reason}")
+
+
+class WorkerUnavailable(RunnerError):
+    def __init__(self, queue: str, reason: str) -> None:
+        self.queue = queue
+        self.reason = reason
+        super().__init__(
+            f"no worker is consuming queue {queue!r}: {reason} "
+            f"(start one with `nirbridge worker --queues {queue}`)"
+        )
+
+
+class BatchTimeout(WorkerUnavailable):
+    def __init__(self, queue: str, reason: str) -> None:
+        self.queue = queue
+        self.reason = reason
+        RunnerError.__init__(self, f"queue {queue!r}: {reason}")
+
+
+class BatchFailed(RunnerError):
+    def __init__(self, reason: str, batch: int | None = None) -> None:
+        self.reason = reason
+        self.batch = batch
+        where = f"batch {batch}: " if batch is not None else ""
+        super().__init__(f"{where}enrichment failed: {reason}")

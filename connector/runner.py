@@ -9,7 +9,7 @@
 sends each batch to the `enrich` queue by task name and keeps up to `in_flight` batches there, so that reading
 the index and writing results hide behind the workers' compute. It never hangs:
 
-    RunnerError                 base of everything below (a NirbridgeError: the CLI maps it to an exit status)
+    RunnerError (connector.errors; the CLI exits 2 on any of them)
     ├── BrokerUnavailable       Redis did not answer (names the URL, password hidden)
     ├── WorkerUnavailable       no worker consumes the queue (names it; says how to start one)
     │   └── BatchTimeout        workers are there, but a batch got no result within the timeout
@@ -39,7 +39,7 @@ from nirbridge.workers.pipeline import (
 )
 from nirbridge.workers.tasks import DESCRIBE, ENRICH_BATCH, PING
 
-from .errors import NirbridgeError
+from .errors import BatchFailed, BatchTimeout, BrokerUnavailable, RunnerError, WorkerUnavailable
 
 __all__ = [
     "BatchDone",
@@ -54,42 +54,6 @@ __all__ = [
 ]
 
 Doc = dict[str, Any]
-
-
-class RunnerError(NirbridgeError):
-    """Base of the errors a runner raises."""
-
-
-class BrokerUnavailable(RunnerError):
-    def __init__(self, url: str, reason: str) -> None:
-        self.url = redact(url)
-        self.reason = reason
-        super().__init__(f"the Celery broker at {self.url} is unavailable: {reason}")
-
-
-class WorkerUnavailable(RunnerError):
-    def __init__(self, queue: str, reason: str) -> None:
-        self.queue = queue
-        self.reason = reason
-        super().__init__(
-            f"no worker is consuming queue {queue!r}: {reason} "
-            f"(start one with `nirbridge worker --queues {queue}`)"
-        )
-
-
-class BatchTimeout(WorkerUnavailable):
-    def __init__(self, queue: str, reason: str) -> None:
-        self.queue = queue
-        self.reason = reason
-        RunnerError.__init__(self, f"queue {queue!r}: {reason}")
-
-
-class BatchFailed(RunnerError):
-    def __init__(self, reason: str, batch: int | None = None) -> None:
-        self.reason = reason
-        self.batch = batch
-        where = f"batch {batch}: " if batch is not None else ""
-        super().__init__(f"{where}enrichment failed: {reason}")
 
 
 @dataclass(frozen=True)
@@ -226,20 +190,20 @@ class CeleryRunner(Runner):
             if url.startswith(("redis://", "rediss://", "unix://")):
                 problem = broker_problem(url)
                 if problem is not None:
-                    raise BrokerUnavailable(url, problem)
+                    raise BrokerUnavailable(redact(url), problem)
 
     def _send(self, name: str, args: list[Any], queue: str) -> str:
         try:
             result = self.app.send_task(name, args=args, queue=queue, routing_key=queue)
         except Exception as error:  # noqa: BLE001 - kombu/redis connection errors: one translation boundary
-            raise BrokerUnavailable(self.broker_url, f"{type(error).__name__}: {error}") from error
+            raise BrokerUnavailable(redact(self.broker_url), f"{type(error).__name__}: {error}") from error
         return str(result.id)
 
     def _meta(self, task_id: str) -> dict[str, Any]:
         try:
             return dict(self.app.backend.get_task_meta(task_id))
         except Exception as error:  # noqa: BLE001 - see _send
-            raise BrokerUnavailable(self.backend_url, f"{type(error).__name__}: {error}") from error
+            raise BrokerUnavailable(redact(self.backend_url), f"{type(error).__name__}: {error}") from error
 
     def _forget(self, task_id: str) -> None:
         try:
@@ -252,7 +216,7 @@ class CeleryRunner(Runner):
         try:
             replies = self.app.control.inspect(timeout=self.liveness_timeout).active_queues() or {}
         except Exception as error:  # noqa: BLE001 - see _send
-            raise BrokerUnavailable(self.broker_url, f"{type(error).__name__}: {error}") from error
+            raise BrokerUnavailable(redact(self.broker_url), f"{type(error).__name__}: {error}") from error
         return sorted(
             worker
             for worker, queues in replies.items()
@@ -312,7 +276,8 @@ class CeleryRunner(Runner):
                         exhausted = True
                         break
                     number, docs = item
-                    task_id = self._send(ENRICH_BATCH, [payload, list(docs)], self.queue)
+                    # an empty batch (only skipped documents) keeps its place in the order, unsent
+                    task_id = self._send(ENRICH_BATCH, [payload, list(docs)], self.queue) if docs else ""
                     pending.append(_Pending(number, docs, payload, task_id, time.monotonic()))
                 if not pending:
                     return
@@ -320,9 +285,12 @@ class CeleryRunner(Runner):
                 yield self._wait(oldest)
         finally:
             for left in pending:
-                self._revoke(left.task_id)
+                if left.task_id:
+                    self._revoke(left.task_id)
 
     def _wait(self, batch: _Pending) -> BatchDone:
+        if not batch.task_id:
+            return BatchDone(batch.number, batch.docs, [], None, 0.0)
         started = time.monotonic()
         deadline = started + self.timeout
         next_liveness = started + self.liveness_every

@@ -1,0 +1,463 @@
+"""The enrichment job: read an index, enrich what needs it on a runner, write it back, checkpoint every batch.
+
+    job = EnrichJob(client, url, runner, EnrichOptions(index="corpus", spec=spec, checkpoint=path))
+    report = job.run(progress=lambda report, scanned: ...)
+    report.as_json()    # processed, skipped, failed (ids, reasons), docs_per_s, the mapping change
+
+The steps, in order:
+1. The runner is checked (broker, a live worker) and describes the spec: the model fingerprints to compare
+   with each document's `nir_meta`, and the dense model's dimension and space type for the mapping.
+2. The mapping: the fields this spec writes are added with a put-mapping when the index allows it; when it
+   does not (a `knn_vector` on an index created without `index.knn`, a field in another form), a new index
+   `<name>-nir-<n>` is created, the documents are copied into it, enriched there, and the name is moved to it
+   with one `_aliases` call at the end (`connector.migration`): readers use the old index until then.
+   `dry_run` stops after planning and reports what would change.
+3. The scan: point in time + `search_after` on `_id`, one reader thread per slice (`slices`), a few batches
+   read ahead, so that reading hides behind the encoders. A document whose `nir_meta` has the same content
+   hash and the same model fingerprints is skipped (not sent); the others go to the runner in batches of
+   `batch_size` (`--query` narrows the scan for incremental runs).
+4. Each enriched batch is written with `_bulk` partial updates (`connector.writer`: back-off on 429/5xx, 4xx
+   reported, not retried), `nir_meta` set by `content.meta_update`, and then the checkpoint is saved: the
+   slice's `search_after` position, the counters and the failed ids with their reasons.
+
+A job killed at any point (`kill -9`) resumes from its checkpoint: the index is refreshed first, so documents
+written after the last save are seen as enriched and skipped; every document is enriched once. The checkpoint
+is deleted when the run completes, so the next run scans everything again and skips what is current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import TransportError
+
+from nirbridge.workers.pipeline import EnrichmentSpec
+
+from .checkpoint import Checkpoint, open_checkpoint
+from .client import cluster_error
+from .content import meta_update, needs_enrichment, source_fields
+from .errors import IndexNotFound, MigrationError, UsageError
+from .migration import Plan, apply, copy_documents, plan_mapping_change, swap_alias
+from .runner import Runner
+from .scan import scan_documents
+from .schema import EnrichedFields, FieldKind, enriched_properties
+from .writer import ItemResult, streaming_update, summarize
+
+__all__ = ["EnrichJob", "EnrichOptions", "EnrichReport", "spec_digest", "wanted_mapping"]
+
+# the enriched field each encoder kind of the spec writes (connector.schema's kinds)
+_FIELD_KIND: dict[str, FieldKind] = {
+    "sparse": "sparse",
+    "terms": "terms",
+    "doc2query": "expansion",
+    "dense": "dense",
+}
+_READ_AHEAD = 4  # batches each slice reader keeps ready
+
+
+@dataclass(frozen=True)
+class EnrichOptions:
+    """One run of the job: what to enrich, how, and where its checkpoint lives."""
+
+    index: str
+    spec: EnrichmentSpec
+    checkpoint: Path
+    query: dict[str, Any] | None = None
+    batch_size: int = 32
+    slices: int = 1
+    page_size: int = 500
+    restart: bool = False
+    dry_run: bool = False
+    chunk_docs: int = 500
+    max_retries: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "slices", "page_size", "chunk_docs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+        if self.query is not None and not isinstance(self.query, dict):
+            raise UsageError(f"the query must be a JSON object, got {type(self.query).__name__}")
+
+
+@dataclass
+class EnrichReport:
+    """What a run did; `as_json` is the `--json` output."""
+
+    index: str
+    target: str | None = None
+    mapping: dict[str, Any] = field(default_factory=dict)
+    mapping_text: str = ""  # Plan.describe(): what the mapping change is, one line each
+    to_scan: int | None = None
+    scanned_before: int = 0  # documents a resumed run's earlier attempts already went through
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed: bool = False
+    swapped_from: str | None = None
+    dry_run: bool = False
+    models: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def docs_per_s(self) -> float:
+        """Documents enriched (written or failed) per second of this run."""
+        done = self.processed + self.failed
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "target": self.target,
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "failures": self.failures,
+            "docs_per_s": round(self.docs_per_s, 2),
+            "seconds": round(self.seconds, 3),
+            "resumed": self.resumed,
+            "swapped_from": self.swapped_from,
+            "dry_run": self.dry_run,
+            "to_scan": self.to_scan,
+            "mapping": self.mapping,
+            "models": self.models,
+        }
+
+
+@dataclass
+class _Batch:
+    """Documents of one slice on their way to the runner, and what the checkpoint records once written."""
+
+    slice_id: int
+    hits: list[dict[str, Any]]  # the hits to enrich (with nir_meta, for meta_update)
+    position: list[Any] | None  # search_after of the last hit read, skipped ones included
+    skipped: int
+    scanned: int
+    last: bool = False  # the slice ends with this batch
+
+    def docs(self, meta_field: str) -> list[dict[str, Any]]:
+        """What the workers get: `_id` and the text fields the scan fetched, without `nir_meta`."""
+        return [
+            {
+                "_id": hit["_id"],
+                "_source": {k: v for k, v in (hit.get("_source") or {}).items() if k != meta_field},
+            }
+            for hit in self.hits
+        ]
+
+
+def _field_names(spec: EnrichmentSpec) -> EnrichedFields:
+    names = spec.field_names
+    return EnrichedFields(
+        sparse=names.sparse, terms=names.terms, expansion=names.expansion, dense=names.dense, meta=names.meta
+    )
+
+
+def wanted_mapping(
+    spec: EnrichmentSpec, described: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The properties and settings the fields of `spec` need, given the runner's `describe` answer."""
+    kinds: list[FieldKind] = [_FIELD_KIND[kind] for kind in spec.encoders()]
+    kinds.append("meta")
+    dense = described.get("dense") or {}
+    properties = enriched_properties(
+        _field_names(spec),
+        dense_dimension=dense.get("dimension"),
+        dense_space_type=str(dense.get("space_type", "cosinesimil")),
+        kinds=tuple(kinds),
+    )
+    settings: dict[str, Any] = {"index.knn": True} if spec.dense is not None else {}
+    return properties, settings
+
+
+def spec_digest(spec: EnrichmentSpec, fingerprints: Mapping[str, str]) -> str:
+    """What a checkpoint belongs to: the fields read, the names written and the models' fingerprints."""
+    names = _field_names(spec)
+    value = {"fields": list(spec.fields), "names": names.__dict__, "models": dict(fingerprints)}
+    return "sha256:" + hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class _SliceReaders:
+    """One thread per slice reads and sorts hits into batches, a few batches ahead of the consumer.
+
+    Batches come out round-robin over the slices that are not finished. A reader's exception is raised in
+    the consumer; closing (also on the consumer's exception) stops the readers and closes their points in
+    time.
+    """
+
+    def __init__(self, make_batches: Callable[[int], Iterator[_Batch]], slice_ids: Sequence[int]) -> None:
+        self._stop = threading.Event()
+        self._queues: dict[int, queue.Queue[Any]] = {s: queue.Queue(maxsize=_READ_AHEAD) for s in slice_ids}
+        self._threads = [
+            threading.Thread(
+                target=self._read, args=(s, make_batches), name=f"nirbridge-scan-{s}", daemon=True
+            )
+            for s in slice_ids
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _put(self, slice_id: int, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queues[slice_id].put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self, slice_id: int, make_batches: Callable[[int], Iterator[_Batch]]) -> None:
+        batches = make_batches(slice_id)
+        try:
+            for batch in batches:
+                if not self._put(slice_id, batch):
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put(slice_id, error)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # the scan's finally deletes its point in time
+
+    def __iter__(self) -> Iterator[_Batch]:
+        active = list(self._queues)
+        while active:
+            for slice_id in list(active):
+                item = self._queues[slice_id].get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item.last:
+                    active.remove(slice_id)
+                yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+
+
+class EnrichJob:
+    """`nirbridge enrich`: see the module's docstring."""
+
+    def __init__(self, client: OpenSearch, url: str, runner: Runner, options: EnrichOptions) -> None:
+        self.client = client
+        self.url = url
+        self.runner = runner
+        self.options = options
+        self.fields = list(options.spec.fields)
+        self.meta_field = options.spec.field_names.meta
+
+    # --- before the scan ------------------------------------------------------------------------------------
+
+    def _count(self, index: str) -> int | None:
+        body = {"query": self.options.query} if self.options.query else None
+        try:
+            return int(self.client.count(index=index, body=body)["count"])
+        except TransportError as exc:
+            raise cluster_error(exc, self.url, index) from exc
+
+    def _exists(self, index: str) -> bool:
+        try:
+            return bool(self.client.indices.exists(index=index))
+        except TransportError as exc:
+            raise cluster_error(exc, self.url, index) from exc
+
+    def _migrate(self, plan: Plan, checkpoint: Checkpoint) -> str:
+        """Create the new index and copy every document into it (once: a resumed run finds it in the
+        checkpoint)."""
+        if checkpoint.target and self._exists(checkpoint.target):
+            return checkpoint.target
+        target = apply(self.client, plan)
+        copied = summarize(
+            copy_documents(
+                self.client,
+                plan.concrete,
+                target,
+                drop_fields=plan.drop_fields,
+                page_size=self.options.page_size,
+            )
+        )
+        if copied.failed:
+            first = copied.failures[0]
+            raise MigrationError(
+                self.url,
+                f"copying {plan.concrete} into {target}: {copied.failed} documents failed "
+                f"(first: {first.id}: {first.reason}); {plan.index} is unchanged, "
+                f"{target} is left to inspect",
+                target,
+            )
+        checkpoint.target = target
+        checkpoint.save(self.options.checkpoint)
+        return target
+
+    # --- the scan -------------------------------------------------------------------------------------------
+
+    def _batches(
+        self, target: str, fingerprints: Mapping[str, str], checkpoint: Checkpoint, slice_id: int
+    ) -> Iterator[_Batch]:
+        options = self.options
+        hits: list[dict[str, Any]] = []
+        skipped = scanned = 0
+        position = checkpoint.position(slice_id)
+        # a slice that only skips still reports its progress now and then, so a resume need not re-read it
+        flush_every = max(options.page_size, 10 * options.batch_size)
+        for hit in scan_documents(
+            self.client,
+            target,
+            query=options.query,
+            fields=source_fields(self.fields, self.meta_field),
+            slice_id=slice_id,
+            slices=options.slices,
+            page_size=options.page_size,
+            search_after=position,
+            order="id",
+        ):
+            scanned += 1
+            position = hit.get("sort", position)
+            if needs_enrichment(hit, fingerprints, self.fields, self.meta_field):
+                hits.append(hit)
+            else:
+                skipped += 1
+            if len(hits) >= options.batch_size or scanned >= flush_every:
+                yield _Batch(slice_id, hits, position, skipped, scanned)
+                hits, skipped, scanned = [], 0, 0
+        yield _Batch(slice_id, hits, position, skipped, scanned, last=True)
+
+    # --- writing --------------------------------------------------------------------------------------------
+
+    def _write(
+        self, target: str, batch: _Batch, results: Sequence[Any], fingerprints: Mapping[str, str]
+    ) -> tuple[int, list[tuple[str, str]]]:
+        """Write one enriched batch; (documents written, [(id, reason)] of those that failed)."""
+        by_id = {hit["_id"]: hit for hit in batch.hits}
+        failures: list[tuple[str, str]] = []
+        updates: list[tuple[str, dict[str, Any]]] = []
+        for result in results:
+            if not result.ok:
+                failures.append((result.id, result.reason))
+                continue
+            update = dict(result.update)
+            update[self.meta_field] = meta_update(
+                by_id[result.id], fingerprints, self.fields, self.meta_field
+            )
+            updates.append((result.id, update))
+        returned = {result.id for result in results}
+        failures.extend(
+            (doc_id, "the runner returned no result for it") for doc_id in by_id if doc_id not in returned
+        )
+        written = 0
+        item: ItemResult
+        for item in streaming_update(
+            self.client,
+            target,
+            updates,
+            chunk_docs=self.options.chunk_docs,
+            max_retries=self.options.max_retries,
+        ):
+            if item.ok:
+                written += 1
+            else:
+                failures.append((item.id, f"write failed ({item.status} {item.error_type}): {item.reason}"))
+        return written, failures
+
+    # --- the run --------------------------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[EnrichReport, int], None] | None = None) -> EnrichReport:
+        """Carry out the job; `progress(report, scanned)` is called after every written batch."""
+        options = self.options
+        spec = options.spec
+        report = EnrichReport(index=options.index, dry_run=options.dry_run)
+        if not self._exists(options.index):
+            raise IndexNotFound(self.url, options.index)
+        self.runner.check()
+        described = self.runner.describe(spec)
+        fingerprints = {str(k): str(v) for k, v in described["models"].items()}
+        report.models = dict(fingerprints)
+        properties, settings = wanted_mapping(spec, described)
+        plan = plan_mapping_change(self.client, options.index, properties, settings)
+        report.mapping, report.mapping_text = plan.to_dict(), plan.describe()
+        if options.dry_run:
+            report.to_scan = self._count(options.index)
+            return report
+
+        checkpoint = open_checkpoint(
+            options.checkpoint,
+            index=options.index,
+            query=options.query,
+            spec_fingerprint=spec_digest(spec, fingerprints),
+            slices=options.slices,
+            restart=options.restart,
+        )
+        report.resumed = bool(checkpoint.positions or checkpoint.target or checkpoint.finished)
+        if plan.needs_new_index:
+            target = self._migrate(plan, checkpoint)
+        elif checkpoint.target and self._exists(checkpoint.target):
+            target = checkpoint.target  # killed after the swap, before the checkpoint was removed
+        else:
+            target = apply(self.client, plan)
+        report.target = target
+        try:
+            # what was written before a kill must be visible to the skip test (and to the count)
+            self.client.indices.refresh(index=target)
+        except TransportError as exc:
+            raise cluster_error(exc, self.url, target) from exc
+        report.to_scan = self._count(target)
+        report.processed, report.skipped = checkpoint.processed, checkpoint.skipped
+        report.failed, report.failures = checkpoint.failed, list(checkpoint.failures)
+
+        pending = [s for s in range(options.slices) if not checkpoint.is_finished(s)]
+        started = time.perf_counter()
+        scanned = report.scanned_before = checkpoint.processed + checkpoint.skipped + checkpoint.failed
+        if pending:
+            readers = _SliceReaders(lambda s: self._batches(target, fingerprints, checkpoint, s), pending)
+            sent: deque[_Batch] = deque()
+
+            def to_runner() -> Iterator[list[dict[str, Any]]]:
+                for batch in readers:
+                    sent.append(batch)
+                    yield batch.docs(self.meta_field)
+
+            try:
+                for done in self.runner.enrich(spec, to_runner()):
+                    batch = sent.popleft()
+                    written, failures = self._write(target, batch, done.results, fingerprints)
+                    checkpoint.record_batch(
+                        batch.slice_id,
+                        batch.position,
+                        processed=written,
+                        skipped=batch.skipped,
+                        failures=failures,
+                    )
+                    if batch.last:
+                        checkpoint.finish_slice(batch.slice_id)
+                    checkpoint.save(options.checkpoint)
+                    scanned += batch.scanned
+                    report.processed, report.skipped = checkpoint.processed, checkpoint.skipped
+                    report.failed, report.failures = checkpoint.failed, list(checkpoint.failures)
+                    report.seconds = time.perf_counter() - started
+                    if progress is not None:
+                        progress(report, scanned)
+            finally:
+                readers.close()
+        report.seconds = time.perf_counter() - started
+
+        if plan.needs_new_index and target != plan.concrete:
+            swap_alias(self.client, options.index, target)
+            report.swapped_from = plan.concrete
+        try:
+            self.client.indices.refresh(index=target)
+        except TransportError as exc:
+            raise cluster_error(exc, self.url, target) from exc
+        Path(options.checkpoint).unlink(missing_ok=True)  # complete: the next run starts over (and skips)
+        return report
