@@ -1,0 +1,181 @@
+"""`nirbridge eval`: the retrieval quality of an index on a BEIR split (registered in `connector.cli`).
+
+    nirbridge eval --index scifact --dataset ../shared/data/scifact --split test --mode hybrid \\
+        --hybrid bm25+dense --fusion rrf --depth 100 --json
+
+The helpers of `connector.cli` (client, errors, JSON) are imported when the command runs: `cli` imports this
+module to register the command, so importing `cli` here at load time would be circular.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
+from .errors import DatasetError
+from .evaluate import EvalReport, evaluate
+from .fusion import FUSION_METHODS
+from .queries import (
+    MODES,
+    SPARSE_FORMS,
+    TERMS_WEIGHTINGS,
+    IndexFields,
+    QueryBuilder,
+    QueryEncoders,
+    parse_hybrid,
+)
+
+__all__ = ["eval_command"]
+
+
+def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=f"'{option}'")
+    return value
+
+
+def _print_report(report: EvalReport, err: bool) -> None:
+    how = report.mode
+    if report.mode == "hybrid":
+        how += f" {report.settings['hybrid']} ({report.settings['fusion']})"
+    name = Path(report.dataset).name
+    typer.echo(f"{report.index} / {name} {report.split}: {how}, {report.queries} queries", err=err)
+    for metric, value in report.metrics.items():
+        typer.echo(f"  {metric:<11} {value:.4f}", err=err)
+    typer.echo(f"  {'queries/s':<11} {report.queries_per_s:.1f}  ({report.seconds:.1f} s)", err=err)
+
+
+def eval_command(
+    index: IndexOption,
+    dataset: Annotated[Path, typer.Option("--dataset", help="A BEIR folder (queries.jsonl, qrels/).")],
+    mode: Annotated[str, typer.Option("--mode", help=f"First stage: {', '.join(MODES)}.")],
+    url: UrlOption = None,
+    split: Annotated[str, typer.Option("--split", help="The qrels split (qrels/<split>.tsv).")] = "test",
+    hybrid: Annotated[
+        str, typer.Option("--hybrid", help="The modes --mode hybrid fuses, joined by '+'.")
+    ] = "bm25+dense",
+    fusion: Annotated[str, typer.Option("--fusion", help="Hybrid fusion: rrf (k=60) or minmax.")] = "rrf",
+    depth: Annotated[
+        int, typer.Option("--depth", min=1, max=10000, help="Hits fetched per query (per mode for hybrid).")
+    ] = 100,
+    sparse_model: Annotated[
+        str | None,
+        typer.Option("--sparse-model", help="SPLADE model for queries (default: the index's nir_meta)."),
+    ] = None,
+    dense_model: Annotated[
+        str | None,
+        typer.Option("--dense-model", help="Bi-encoder for queries (default: the index's nir_meta)."),
+    ] = None,
+    terms_model: Annotated[
+        str | None,
+        typer.Option("--terms-model", help="Tokenizer model for terms queries (default: the index's)."),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option("--backend", help="Query encoders' backend (onnx-fp32, onnx-int8, torch-fp32, auto)."),
+    ] = "onnx-fp32",
+    sparse_form: Annotated[
+        str, typer.Option("--sparse-form", help="neural_sparse (query_tokens) or rank_feature (portable).")
+    ] = "neural_sparse",
+    terms_weighting: Annotated[
+        str, typer.Option("--terms-weighting", help="Query word weights for terms: idf or uniform.")
+    ] = "idf",
+    fields: Annotated[str, typer.Option("--fields", help="Text fields BM25 searches.")] = "title,text",
+    bm25_type: Annotated[
+        str, typer.Option("--bm25-type", help="multi_match type: best_fields, cross_fields, most_fields.")
+    ] = "best_fields",
+    expansion: Annotated[
+        bool | None,
+        typer.Option(
+            "--expansion/--no-expansion", help="BM25 also searches nir_expansion (default: when present)."
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Queries per _msearch.")] = 50,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N judged queries.")
+    ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option("--rerank", help="Cross-encoder for the top --window hits (not available yet)."),
+    ] = None,
+    window: Annotated[int, typer.Option("--window", min=1, help="Hits the reranker re-scores.")] = 100,
+    json_output: JsonOption = False,
+    progress: ProgressOption = None,
+) -> None:
+    """nDCG@10, MRR@10 and Recall@100 of a retrieval mode on a BEIR split, and queries/s."""
+    from tqdm import tqdm
+
+    from .cli import _connect, _fail, _guarded, _open_dataset, _print_json, _settings
+
+    _choice(mode, MODES, "--mode")
+    _choice(fusion, FUSION_METHODS, "--fusion")
+    _choice(sparse_form, SPARSE_FORMS, "--sparse-form")
+    _choice(terms_weighting, TERMS_WEIGHTINGS, "--terms-weighting")
+    _choice(bm25_type, ("best_fields", "cross_fields", "most_fields"), "--bm25-type")
+    try:
+        modes = parse_hybrid(hybrid) if mode == "hybrid" else (mode,)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--hybrid'") from None
+    if rerank is not None:
+        # the hook: evaluate(..., reranker=..., window=...) takes any Reranker once a cross-encoder ships
+        _fail(
+            f"--rerank {rerank}: no cross-encoder is available in this installation yet (window {window})", 2
+        )
+    text_fields = tuple(name.strip() for name in fields.split(",") if name.strip())
+    if not text_fields:
+        raise typer.BadParameter("name at least one field", param_hint="'--fields'")
+    beir = _open_dataset(dataset)
+    try:
+        beir.qrels(split)
+    except DatasetError as error:
+        raise typer.BadParameter(error.reason, param_hint="'--split'") from None
+    settings = _settings()
+    client, resolved = _connect(url, settings)
+    found = _guarded(lambda: IndexFields.read(client, resolved, index))
+    for one in modes:
+        _guarded(lambda one=one: found.require(one))
+    encoders = QueryEncoders(
+        sparse_model=sparse_model or found.models.get("sparse", "splade-tiny"),
+        dense_model=dense_model or found.models.get("dense", "all-MiniLM-L6-v2"),
+        terms_model=terms_model or found.models.get("terms", "splade-tiny"),
+        backend=backend,
+    )
+    builder = QueryBuilder(
+        encoders,
+        found,
+        text_fields=text_fields,
+        bm25_type=bm25_type,
+        sparse_form=sparse_form,  # type: ignore[arg-type]
+        terms_weighting=terms_weighting,  # type: ignore[arg-type]
+        use_expansion=expansion,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(unit="q", file=sys.stderr, disable=not show, desc=f"eval {index} {mode}") as bar:
+        report = _guarded(
+            lambda: evaluate(
+                client,
+                resolved,
+                index,
+                beir,
+                split,
+                builder,
+                mode,
+                modes=modes,
+                fusion=fusion,  # type: ignore[arg-type]
+                depth=depth,
+                batch_size=batch_size,
+                limit=limit,
+                progress=bar.update,
+            )
+        )
+    chosen = {"sparse": encoders.sparse_model, "dense": encoders.dense_model, "terms": encoders.terms_model}
+    models = {kind: chosen[kind] for kind in modes if kind in chosen}
+    if models:
+        report.settings.update(models=models, backend=backend)
+    _print_report(report, err=json_output)
+    if json_output:
+        _print_json(report.as_json())
