@@ -92,8 +92,8 @@ class WorkerProcess:
             "TOKENIZERS_PARALLELISM": "false",
             **(env or {}),
         }
-        command = [sys.executable, "-m", "nirbridge", "worker", "--queues", queues, "--concurrency", str(concurrency)]
-        command += ["--loglevel", "info", "--hostname", self.hostname]
+        command = [sys.executable, "-m", "nirbridge", "worker", "--queues", queues]
+        command += ["--concurrency", str(concurrency), "--loglevel", "info", "--hostname", self.hostname]
         self.process = subprocess.Popen(
             command, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )

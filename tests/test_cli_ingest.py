@@ -137,15 +137,21 @@ def test_search_on_a_missing_index_is_usage(engine: EngineProcess) -> None:
     assert "no such index: no-such-index" in result.stderr
 
 
+@pytest.mark.timeout(600)
 def test_demo_runs_end_to_end() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "nirbridge", "demo", "--json", "--queries", "2"],
+        # the reference backend: no ONNX export inside the test (the demo's default is auto)
+        [sys.executable, "-m", "nirbridge", "demo", "--json", "--queries", "2", "--backend", "torch-fp32"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert report["ingest"]["indexed"] == 300 and report["ingest"]["failed"] == 0
+    assert (report["enrich"]["processed"], report["enrich"]["failed"]) == (300, 0)
     assert len(report["searches"]) == 2
-    assert all(search["hits"] for search in report["searches"])
+    for search in report["searches"]:
+        assert set(search["hits"]) == {"bm25", "sparse", "dense", "hybrid"}
+        assert all(len(hits) == 5 for hits in search["hits"].values())
+        assert sum(search["relevant_in_hits"].values()) > 0
