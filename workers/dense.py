@@ -166,7 +166,9 @@ class DenseEncoder:
             if n in self.tokenizer.model_input_names
         )
         pooling = self.pooling
-        self.graph = Graph(self.path, pooling.name, lambda p: pooled_module(p, pooling), names)
+        self.graph = Graph(
+            self.path, pooling.name, lambda p: pooled_module(p, pooling), names, int8="u8s8-7bit"
+        )
         self.session = open_session(self.graph, backend)
         self.backend = self.session.backend
         config = json.loads((self.path / self.pooling.transformer_dir / "config.json").read_text())
