@@ -251,6 +251,9 @@ def _build(kind: str, encoder: EncoderSpec) -> Any:
         return _import("term_weights", "TermWeighter", kind)(encoder.model, encoder.backend, **encoder.params)
     if kind == "dense":
         return _import("dense", "DenseEncoder", kind)(encoder.model, encoder.backend, **encoder.params)
+    if kind == "doc2query":
+        generator = _import("doc2query", "Doc2QueryGenerator", kind)
+        return generator(encoder.model, encoder.backend, **encoder.params)
     raise EncoderUnavailable(f"{kind}: no {kind} encoder in this installation yet")
 
 
@@ -429,6 +432,11 @@ def run_enrichment(spec: EnrichmentSpec, docs: Sequence[Mapping[str, Any]]) -> l
                 for i, value in enumerate(values):
                     if i not in failures:
                         updates[i][names.terms] = _sparse_value(value)
+            elif kind == "doc2query":
+                values, failures = _encode_each(encoder.expand, texts, kind)
+                for i, value in enumerate(values):
+                    if i not in failures:
+                        updates[i][names.expansion] = str(value)
             else:  # dense
                 values, failures = _encode_each(encoder.encode, texts, kind)
                 for i, value in enumerate(values):
