@@ -160,7 +160,12 @@ class _Batch:
 def _field_names(spec: EnrichmentSpec) -> EnrichedFields:
     names = spec.field_names
     return EnrichedFields(
-        sparse=names.sparse, terms=names.terms, expansion=names.expansion, dense=names.dense, meta=names.meta
+        sparse=names.sparse,
+        terms=names.terms,
+        expansion=names.expansion,
+        dense=names.dense,
+        meta=names.meta,
+        terms_text=names.terms_text,
     )
 
 
@@ -169,6 +174,8 @@ def wanted_mapping(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The properties and settings the fields of `spec` need, given the runner's `describe` answer."""
     kinds: list[FieldKind] = [_FIELD_KIND[kind] for kind in spec.encoders()]
+    if spec.terms is not None and spec.terms.params.get("pseudo_text_scale") is not None:
+        kinds.append("terms_text")  # DeepCT's pseudo-text beside nir_terms
     kinds.append("meta")
     dense = described.get("dense") or {}
     properties = enriched_properties(

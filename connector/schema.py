@@ -38,8 +38,10 @@ __all__ = [
     "properties_of",
 ]
 
-FieldKind = Literal["sparse", "terms", "expansion", "dense", "meta"]
-FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
+FieldKind = Literal["sparse", "terms", "expansion", "dense", "meta", "terms_text"]
+ALL_FIELD_KINDS: tuple[FieldKind, ...] = get_args(FieldKind)
+# terms_text (DeepCT's pseudo-text, BM25-searchable) is written only when asked for: not in the default set
+FIELD_KINDS: tuple[FieldKind, ...] = ("sparse", "terms", "expansion", "dense", "meta")
 
 SPACE_TYPES = ("l2", "cosinesimil", "innerproduct")
 # lucene takes all three space types on every OpenSearch since 2.13; faiss takes cosinesimil only since 2.19.
@@ -52,6 +54,7 @@ _PARAMETERS: dict[FieldKind, dict[str, Any]] = {
     "expansion": {},
     "dense": {"dimension": None, "space_type": "cosinesimil", "engine": "lucene"},
     "meta": {},
+    "terms_text": {},
 }
 _PLACEHOLDER = re.compile(r"^\$\{([a-z_]+)\}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
@@ -66,6 +69,7 @@ class EnrichedFields:
     expansion: str = "nir_expansion"
     dense: str = "nir_dense"
     meta: str = "nir_meta"
+    terms_text: str = "nir_terms_text"
 
     def __post_init__(self) -> None:
         seen: dict[str, str] = {}
@@ -82,8 +86,9 @@ class EnrichedFields:
 
     def name_of(self, kind: FieldKind) -> str:
         """The configured field name for one kind of enriched field."""
-        if kind not in FIELD_KINDS:
-            raise ValueError(f"unknown enriched field kind {kind!r}; choose one of {', '.join(FIELD_KINDS)}")
+        if kind not in ALL_FIELD_KINDS:
+            known = ", ".join(ALL_FIELD_KINDS)
+            raise ValueError(f"unknown enriched field kind {kind!r}; choose one of {known}")
         return str(getattr(self, kind))
 
 
@@ -138,7 +143,7 @@ def field_mapping(kind: FieldKind, name: str | None = None, **params: Any) -> di
     innerproduct; default cosinesimil) and `engine` (lucene, faiss, nmslib; default lucene).
     """
     if kind not in _PARAMETERS:
-        raise ValueError(f"unknown enriched field kind {kind!r}; choose one of {', '.join(FIELD_KINDS)}")
+        raise ValueError(f"unknown enriched field kind {kind!r}; choose one of {', '.join(ALL_FIELD_KINDS)}")
     accepted = _PARAMETERS[kind]
     unexpected = sorted(set(params) - set(accepted))
     if unexpected:

@@ -197,11 +197,24 @@ def test_a_rerun_skips_current_documents_and_re_enriches_changed_ones(
     assert {i for i in after if after[i] != before[i]} == {docs[3]["_id"]}
     assert "vitamin" in _sources(client, "rerun")[docs[3]["_id"]]["nir_sparse"]
 
-    # a new model kind enriches everything again, and keeps the sparse fingerprint
-    third = _job(client, engine, "rerun", _spec(sparse="splade-tiny", terms="splade-tiny"), tmp_path).run()
+    # a new model kind enriches everything again, and keeps the sparse fingerprint; with DeepCT's pseudo-text
+    terms = EnrichmentSpec(
+        fields=("title", "text"),
+        sparse=EncoderSpec("splade-tiny", BACKEND),
+        terms=EncoderSpec("splade-tiny", BACKEND, {"pseudo_text_scale": 4}),
+    )
+    third = _job(client, engine, "rerun", terms, tmp_path).run()
     assert third.processed == 20
-    meta = _sources(client, "rerun")[docs[0]["_id"]]["nir_meta"]
-    assert set(meta["models"]) == {"sparse", "terms"}
+    source = _sources(client, "rerun")[docs[0]["_id"]]
+    assert set(source["nir_meta"]["models"]) == {"sparse", "terms"}
+    words = source["nir_terms_text"].split()
+    heaviest = max(source["nir_terms"], key=source["nir_terms"].get)
+    assert words.count(heaviest) == round(source["nir_terms"][heaviest] * 4)
+    mapping = client.indices.get_mapping(index="rerun")["rerun"]["mappings"]["properties"]
+    assert mapping["nir_terms_text"]["type"] == "text"
+    query = {"query": {"match": {"nir_terms_text": heaviest}}}
+    hits = client.search(index="rerun", body=query)["hits"]["hits"]
+    assert docs[0]["_id"] in {hit["_id"] for hit in hits}
 
 
 def test_query_limits_an_incremental_run(

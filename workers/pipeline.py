@@ -82,6 +82,7 @@ class FieldNames:
 
     sparse: str = "nir_sparse"
     terms: str = "nir_terms"
+    terms_text: str = "nir_terms_text"  # DeepCT's pseudo-text, with the terms param pseudo_text_scale
     expansion: str = "nir_expansion"
     dense: str = "nir_dense"
     meta: str = "nir_meta"
@@ -432,6 +433,9 @@ def run_enrichment(spec: EnrichmentSpec, docs: Sequence[Mapping[str, Any]]) -> l
                 for i, value in enumerate(values):
                     if i not in failures:
                         updates[i][names.terms] = _sparse_value(value)
+                        if encoder.pseudo_text_scale is not None:
+                            to_text = _import("term_weights", "pseudo_text", kind)
+                            updates[i][names.terms_text] = to_text(value, encoder.pseudo_text_scale)
             elif kind == "doc2query":
                 values, failures = _encode_each(encoder.expand, texts, kind)
                 for i, value in enumerate(values):

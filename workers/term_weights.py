@@ -57,7 +57,12 @@ class TermWeighter:
         backend: Backend = "auto",
         max_length: int = 256,
         batch_size: int = 16,
+        pseudo_text_scale: float | None = None,
     ) -> None:
+        if pseudo_text_scale is not None and not (math.isfinite(pseudo_text_scale) and pseudo_text_scale > 0):
+            raise ValueError(f"pseudo_text_scale must be a finite number > 0, got {pseudo_text_scale}")
+        # when set, the pipeline also writes pseudo_text(weights, scale) into nir_terms_text
+        self.pseudo_text_scale = pseudo_text_scale
         self.encoder = SparseEncoder(model, backend=backend, max_length=max_length, batch_size=batch_size)
         self.backend = self.encoder.backend
         self.fingerprint = self.encoder.fingerprint
