@@ -547,6 +547,9 @@ def worker(
 from .eval_cli import eval_command  # noqa: E402 - the eval command lives in its own module
 
 app.command("eval")(eval_command)
+from .serve_cli import serve_command  # noqa: E402 - the search proxy (connector.proxy)
+
+app.command("serve")(serve_command)
 
 
 def main() -> None:

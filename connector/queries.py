@@ -47,7 +47,7 @@ from opensearchpy.exceptions import TransportError
 
 from .client import cluster_error
 from .errors import ClusterError, UsageError
-from .fusion import FusionMethod, Ranking, fuse
+from .fusion import FUSION_METHODS, FusionMethod, Ranking, fuse
 from .schema import EnrichedFields, properties_of
 
 __all__ = [
@@ -56,10 +56,12 @@ __all__ = [
     "MODES",
     "SINGLE_MODES",
     "FieldMissing",
+    "FirstStage",
     "IndexFields",
     "Mode",
     "QueryBuilder",
     "QueryEncoders",
+    "QueryTooLong",
     "SingleMode",
     "SparseBody",
     "SparseForm",
@@ -249,26 +251,25 @@ class IndexFields:
     models: dict[str, str] = field(default_factory=dict)
     names: EnrichedFields = field(default_factory=EnrichedFields)
 
-    @classmethod
-    def read(
-        cls, client: OpenSearch, url: str, index: str, names: EnrichedFields | None = None
-    ) -> IndexFields:
+    @staticmethod
+    def sample_body(names: EnrichedFields | None = None) -> dict[str, Any]:
+        """The body that fetches one enriched document's `nir_meta` (the models it was written with)."""
         names = names or EnrichedFields()
-        try:
-            mapping = client.indices.get_mapping(index=index)
-            properties: dict[str, Any] = {}
-            for one in mapping.values():  # an alias may name several indices: the fields of all
-                properties.update(properties_of(one))
-            sample = client.search(
-                index=index,
-                body={
-                    "size": 1,
-                    "query": {"exists": {"field": f"{names.meta}.models"}},
-                    "_source": [names.meta],
-                },
-            )
-        except TransportError as exc:
-            raise cluster_error(exc, url, index) from exc
+        return {"size": 1, "query": {"exists": {"field": f"{names.meta}.models"}}, "_source": [names.meta]}
+
+    @classmethod
+    def from_answers(
+        cls,
+        index: str,
+        mapping: Mapping[str, Any],
+        sample: Mapping[str, Any],
+        names: EnrichedFields | None = None,
+    ) -> IndexFields:
+        """The fields of `index` from its `_mapping` answer and the answer to `sample_body()`."""
+        names = names or EnrichedFields()
+        properties: dict[str, Any] = {}
+        for one in mapping.values():  # an alias may name several indices: the fields of all
+            properties.update(properties_of(one))
         types = {name: str(spec.get("type", "object")) for name, spec in properties.items()}
         dense = properties.get(names.dense) or {}
         dimension = dense.get("dimension")
@@ -281,6 +282,18 @@ class IndexFields:
             }
         return cls(index, types, int(dimension) if dimension else None, models, names)
 
+    @classmethod
+    def read(
+        cls, client: OpenSearch, url: str, index: str, names: EnrichedFields | None = None
+    ) -> IndexFields:
+        names = names or EnrichedFields()
+        try:
+            mapping = client.indices.get_mapping(index=index)
+            sample = client.search(index=index, body=cls.sample_body(names))
+        except TransportError as exc:
+            raise cluster_error(exc, url, index) from exc
+        return cls.from_answers(index, mapping, sample, names)
+
     def has_expansion(self) -> bool:
         return self.types.get(self.names.expansion) == "text"
 
@@ -292,6 +305,16 @@ class IndexFields:
         name = self.names.name_of(kind)  # type: ignore[arg-type]
         if self.types.get(name) != wanted:
             raise FieldMissing(self.index, mode, name, wanted, writer)
+
+
+class QueryTooLong(UsageError):
+    """The query has more word pieces than the model that encodes it reads (it would be cut silently)."""
+
+    def __init__(self, mode: str, model: str, pieces: int, limit: int) -> None:
+        self.mode, self.model, self.pieces, self.limit = mode, model, pieces, limit
+        super().__init__(
+            f"the query is {pieces} word pieces long; the {mode} model {model!r} reads at most {limit}"
+        )
 
 
 # --- query-side models --------------------------------------------------------------------------------------
@@ -353,6 +376,23 @@ class QueryEncoders:
 
     def dense_dimension(self) -> int:
         return int(_load_model("dense", self.dense_model, self.backend).dimension)
+
+    def query_length(self, mode: str, text: str) -> tuple[int, int, str] | None:
+        """`(word pieces with special tokens, the model's max_length, model)` of `text` for a mode that
+        encodes the query (sparse, terms, dense); None for bm25 (the encoders truncate silently)."""
+        if mode not in ("sparse", "terms", "dense"):
+            return None
+        name = {"sparse": self.sparse_model, "terms": self.terms_model, "dense": self.dense_model}[mode]
+        model = _load_model(mode, name, self.backend)
+        encoder = model.encoder if mode == "terms" else model  # TermWeighter wraps a SparseEncoder
+        pieces = len(encoder.tokenizer(text, truncation=False)["input_ids"])
+        return pieces, int(encoder.max_length), name
+
+    def check_length(self, mode: str, text: str) -> None:
+        """QueryTooLong when the model of `mode` would cut `text`."""
+        measured = self.query_length(mode, text)
+        if measured is not None and measured[0] > measured[1]:
+            raise QueryTooLong(mode, measured[2], measured[0], measured[1])
 
     def warm_up(self, modes: Sequence[str]) -> None:
         """Load the models `modes` need now (so that timings exclude loading)."""
@@ -466,22 +506,106 @@ class QueryBuilder:
         not seen before are counted in one `_msearch` (size 0, exact totals) and remembered.
         """
         words = [self.encoders.terms(text) for text in texts]
+        new, bodies = self.idf_count_bodies(words)
+        if bodies:
+            self.learn_idf(new, _responses(client, url, self.fields.index, bodies))
+        return self.weighted_terms(words)
+
+    def idf_count_bodies(self, words: Sequence[Sequence[str]]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The words of `words` not counted yet, and the `_msearch` bodies that count them (preceded by a
+        match_all count while N is unknown); nothing to count with uniform weighting."""
         if self.terms_weighting == "uniform":
-            return [dict.fromkeys(each, 1.0) for each in words]
+            return [], []
         field_name = self.fields.names.terms
         new = sorted({word for each in words for word in each} - set(self._idf))
         counts: list[dict[str, Any]] = [] if self._documents is not None else [{"query": {"match_all": {}}}]
         counts += [
             {"query": {"rank_feature": {"field": f"{field_name}.{word}", "linear": {}}}} for word in new
         ]
-        if counts:
-            bodies = [{"size": 0, "track_total_hits": True, **count} for count in counts]
-            totals = [_total(item) for item in _responses(client, url, self.fields.index, bodies)]
-            if self._documents is None:
-                self._documents = totals.pop(0)
-            for word, having in zip(new, totals, strict=True):
-                self._idf[word] = idf(self._documents, having)
+        if not new and self._documents is not None:
+            return [], []
+        return new, [{"size": 0, "track_total_hits": True, **count} for count in counts]
+
+    def learn_idf(self, new: Sequence[str], answers: Sequence[Mapping[str, Any]]) -> None:
+        """Remember the IDF of `new` from the answers to `idf_count_bodies()` (same order)."""
+        totals = [_total(item) for item in answers]
+        if len(totals) == len(new) + 1:  # the bodies began with the index's count (N was unknown)
+            self._documents = totals.pop(0)
+        assert self._documents is not None, "learn_idf takes the answers to idf_count_bodies()"
+        for word, having in zip(new, totals, strict=True):
+            self._idf[word] = idf(self._documents, having)
+
+    def weighted_terms(self, words: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+        """Each query's words with their weights, once `learn_idf` has seen them (1.0 each when uniform)."""
+        if self.terms_weighting == "uniform":
+            return [dict.fromkeys(each, 1.0) for each in words]
         return [{word: self._idf[word] for word in each if self._idf[word] > 0} for each in words]
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """What one first-stage search runs: its single modes, how many hits each fetches, how they are fused.
+
+    A single mode fetches `size` hits. `hybrid` fetches `max(depth, size)` from each of `modes` and fuses them
+    (`fusion`, with `weights`), so the first hits of the fused list do not depend on `size`. The bodies
+    (`bodies()`) and the fusion of the answers (`rankings()`) are shared by `first_stage` and the proxy's
+    async path, which sends the same `_msearch` over its own HTTP client.
+    """
+
+    mode: str
+    size: int
+    modes: tuple[str, ...] = ("bm25", "dense")
+    fusion: str = "rrf"
+    depth: int = 100
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode != "hybrid" and self.mode not in SINGLE_MODES:
+            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        unknown = [one for one in self.run if one not in SINGLE_MODES]
+        if unknown:
+            raise ValueError(f"hybrid: {', '.join(map(str, unknown))} not among {', '.join(SINGLE_MODES)}")
+        if self.mode == "hybrid" and self.fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion {self.fusion!r} is not one of {', '.join(FUSION_METHODS)}")
+        if self.mode == "hybrid" and self.weights is not None and len(self.weights) != len(self.modes):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.modes)} hybrid modes")
+
+    @property
+    def run(self) -> tuple[str, ...]:
+        """The single modes searched, in order."""
+        return tuple(self.modes) if self.mode == "hybrid" else (self.mode,)
+
+    @property
+    def fetch(self) -> int:
+        """Hits asked of the cluster per single mode."""
+        return max(self.depth, self.size) if self.mode == "hybrid" else self.size
+
+    def require(self, fields: IndexFields) -> None:
+        """FieldMissing when the index lacks a field one of the modes reads."""
+        for one in self.run:
+            fields.require(one)
+
+    def bodies(
+        self,
+        builder: QueryBuilder,
+        texts: Sequence[str],
+        terms_weights: Sequence[Mapping[str, float] | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The `_msearch` bodies: for each text, one per single mode (query encoders run here)."""
+        weights = list(terms_weights) if terms_weights is not None else [None] * len(texts)
+        return [
+            builder.body(one, text, self.fetch, terms)
+            for text, terms in zip(texts, weights, strict=True)
+            for one in self.run
+        ]
+
+    def rankings(self, ranked: Sequence[Ranking]) -> list[Ranking]:
+        """One ranking per text from the answers' rankings (fused and cut to `size` for hybrid)."""
+        if self.mode != "hybrid":
+            return list(ranked)
+        width = len(self.run)
+        per_query = [ranked[i : i + width] for i in range(0, len(ranked), width)]
+        return [fuse(self.fusion, lists, self.weights)[: self.size] for lists in per_query]
 
 
 def first_stage(
@@ -496,26 +620,15 @@ def first_stage(
     modes: Sequence[str] = ("bm25", "dense"),
     fusion: FusionMethod = "rrf",
     depth: int = 100,
+    weights: Sequence[float] | None = None,
 ) -> list[Ranking]:
     """The ranked hits of each query text, all queries (and, for hybrid, all their modes) in one `_msearch`.
 
     A single mode returns its top `size`. `hybrid` fetches the top `depth` of each of `modes`, fuses them
-    (`fusion`: rrf or minmax) and cuts the fused list to `size`, so the first hits do not depend on `size`.
+    (`fusion`: rrf or minmax, with `weights`) and cuts the fused list to `size`, so the first hits do not
+    depend on `size`.
     """
-    run = list(modes) if mode == "hybrid" else [mode]
-    if mode != "hybrid" and mode not in SINGLE_MODES:
-        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    for one in run:
-        builder.fields.require(one)
-    fetch = max(depth, size) if mode == "hybrid" else size
-    weights = builder.terms_weights(client, url, texts) if "terms" in run else [None] * len(texts)
-    bodies = [
-        builder.body(one, text, fetch, terms)
-        for text, terms in zip(texts, weights, strict=True)
-        for one in run
-    ]
-    rankings = msearch(client, url, index, bodies)
-    if mode != "hybrid":
-        return rankings
-    per_query = [rankings[i : i + len(run)] for i in range(0, len(rankings), len(run))]
-    return [fuse(fusion, lists)[:size] for lists in per_query]
+    stage = FirstStage(mode, size, tuple(modes), fusion, depth, tuple(weights) if weights else None)
+    stage.require(builder.fields)
+    terms = builder.terms_weights(client, url, texts) if "terms" in stage.run else None
+    return stage.rankings(msearch(client, url, index, stage.bodies(builder, texts, terms)))

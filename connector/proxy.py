@@ -1,0 +1,337 @@
+"""The search proxy (`nirbridge serve`): an ASGI app in front of the cluster, speaking OpenSearch.
+
+    app = make_app(Settings(url="http://127.0.0.1:9200"))             # the reranker from the settings
+    app = make_app(settings, reranker=InProcessReranker(...))          # or one given
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+
+Routes (DESIGN.md, "The proxy's search API"):
+
+    POST|GET /{index}/_search, /_search   the body passes through; with `ext.rerank` ({"window",
+                                           "fields", "model", "backend", "params", "deadline_ms", "query"})
+                                           the proxy asks for `window` hits from 0, reranks them and answers
+                                           `from`/`size` inside the window, plus a `nirbridge` block;
+                                           `ext.rerank` is removed before the body goes on (OpenSearch
+                                           refuses unknown ext keys)
+    POST /{index}/_nirbridge/search       query text in, queries built here (connector.proxy_search)
+    GET /_nirbridge/health                 liveness: the process answers
+    GET /_nirbridge/ready                  the cluster answers GET / and the reranker is reachable (fast)
+    anything else                          passes through when read-only (connector.proxy_policy), else 403
+                                           unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
+
+Errors are OpenSearch-shaped (connector.proxy_errors); the cluster's own errors pass through unchanged.
+The client's `Authorization` header goes on to the cluster with every request the proxy makes for it; headers
+are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .proxy_cluster import Cluster, ClusterRefused, FieldsCache
+from .proxy_errors import BadRequest, Forbidden, ProxyError, error_body
+from .proxy_policy import filter_source, is_read_only
+from .proxy_rerank import AsyncReranker, RerankSpec, rerank_hits
+from .proxy_search import SearchRequest, nirbridge_block, run_search
+from .queries import QueryEncoders
+from .settings import Settings
+
+__all__ = ["Proxy", "make_app", "query_text_of"]
+
+log = logging.getLogger("nirbridge.proxy")
+
+_TEXT_QUERIES = (
+    "multi_match",
+    "match",
+    "match_phrase",
+    "match_bool_prefix",
+    "query_string",
+    "simple_query_string",
+)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"failed to parse the request body as JSON: {error}", "parse_exception") from None
+
+
+def query_text_of(body: Any) -> str | None:
+    """The first full-text query string in a search body (`match`, `multi_match`, `query_string`, ...)."""
+    if isinstance(body, Mapping):
+        for kind in _TEXT_QUERIES:
+            clause = body.get(kind)
+            if isinstance(clause, Mapping):
+                if isinstance(clause.get("query"), str):
+                    return clause["query"]
+                for value in clause.values():  # match: {"field": "text"} or {"field": {"query": "text"}}
+                    if isinstance(value, str):
+                        return value
+                    if isinstance(value, Mapping) and isinstance(value.get("query"), str):
+                        return value["query"]
+        values = body.values()
+    elif isinstance(body, list):
+        values = body
+    else:
+        return None
+    for value in values:
+        found = query_text_of(value)
+        if found:
+            return found
+    return None
+
+
+def default_reranker(settings: Settings) -> AsyncReranker | None:
+    """The reranker the settings ask for (`connector.rerank_client`), or None when it cannot be built."""
+    try:
+        from . import rerank_client
+    except ImportError as error:
+        log.warning("reranking is unavailable: %s", error)
+        return None
+    try:
+        if settings.proxy_rerank_in_process:
+            return rerank_client.InProcessReranker()
+        return rerank_client.RerankClient(settings.broker_url, settings.result_backend)
+    except Exception as error:  # noqa: BLE001 - a proxy without reranking still serves first stages
+        log.warning("reranking is unavailable: %s", error)
+        return None
+
+
+@dataclass
+class Proxy:
+    """What the routes share: the settings, the cluster, the fields cache, the reranker."""
+
+    settings: Settings
+    cluster: Cluster
+    fields: FieldsCache
+    reranker: AsyncReranker | None
+
+    # --- routes -------------------------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        cluster_ok, cluster_said = await self.cluster.ping(timeout=1.0)
+        rerank = await self._reranker_ready()
+        ok = cluster_ok and rerank["ok"] is not False
+        body = {
+            "status": "ready" if ok else "unavailable",
+            "cluster": {"ok": cluster_ok, "url": self.cluster.url, "detail": cluster_said},
+            "rerank": rerank,
+        }
+        return _json(body, 200 if ok else 503)
+
+    async def _reranker_ready(self) -> dict[str, Any]:
+        if self.reranker is None:
+            return {"ok": None, "detail": "no reranker configured: reranked requests answer degraded"}
+        check = getattr(self.reranker, "aready", None) or getattr(self.reranker, "aping", None)
+        if check is None:
+            return {"ok": None, "detail": f"{type(self.reranker).__name__} has no readiness check"}
+        try:
+            said = await check()
+        except Exception as error:  # noqa: BLE001 - a readiness probe reports, it does not fail
+            return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+        if isinstance(said, tuple):
+            return {"ok": bool(said[0]), "detail": said[1] if len(said) > 1 else None}
+        if isinstance(said, Mapping):
+            return {"ok": bool(said.get("ok", True)), **{k: v for k, v in said.items() if k != "ok"}}
+        return {"ok": bool(said), "detail": None}
+
+    async def nirbridge_search(self, request: Request) -> Response:
+        started = time.perf_counter()
+        index = request.path_params["index"]
+        search = SearchRequest.parse(_parse(await request.body()), self.settings)
+        auth = request.headers.get("authorization")
+        builder = await self.fields.builder(self.cluster, index, auth)
+        result = await run_search(self.cluster, builder, search, self.reranker, auth)
+        took = (time.perf_counter() - started) * 1000
+        scores = [hit["_score"] for hit in result.hits]
+        return _json(
+            {
+                "took": int(took),
+                "timed_out": False,
+                "_shards": result.shards,
+                "hits": {
+                    "total": result.total,
+                    "max_score": max(scores) if scores else None,
+                    "hits": result.hits,
+                },
+                "nirbridge": nirbridge_block(search.mode, result.report, {**result.took_ms, "total": took}),
+            }
+        )
+
+    async def search(self, request: Request) -> Response:
+        raw = await request.body()
+        if b"rerank" not in raw:  # the common case: no need to parse what passes through
+            return await self.passthrough(request, raw)
+        body = _parse(raw)
+        ext = body.get("ext") if isinstance(body, Mapping) else None
+        if not isinstance(ext, Mapping) or "rerank" not in ext:
+            return await self.passthrough(request, raw)
+        return await self._reranked_search(request, body)
+
+    async def _reranked_search(self, request: Request, body: dict[str, Any]) -> Response:
+        started = time.perf_counter()
+        spec = RerankSpec.parse(body["ext"].pop("rerank"), self.settings, "ext.rerank")
+        if not body["ext"]:
+            del body["ext"]
+        params = [(k, v) for k, v in request.query_params.multi_items()]
+        if "search_after" in body or any(k == "scroll" for k, _ in params):
+            raise BadRequest("[ext.rerank] pages with from/size inside the window, not search_after/scroll")
+        page_from = _param_int(params, body, "from", 0)
+        page_size = _param_int(params, body, "size", 10)
+        source: Any = body.pop("_source", True)
+        includes = [v for k, v in params if k == "_source_includes"]
+        excludes = [v for k, v in params if k == "_source_excludes"]
+        if includes or excludes:
+            source = {"includes": ",".join(includes), "excludes": ",".join(excludes)}
+        taken = ("from", "size", "_source_includes", "_source_excludes")
+        params = [(k, v) for k, v in params if k not in taken]
+        query = spec.query or query_text_of(body.get("query"))
+        if not query:
+            raise BadRequest("[ext.rerank.query] is needed: the body has no text query to rerank against")
+        body.update({"from": 0, "size": spec.window, "_source": True})
+        auth = request.headers.get("authorization")
+        clock = time.perf_counter()
+        response = await self.cluster.send(
+            "POST",
+            request.url.path,
+            params=params,
+            content=orjson.dumps(body),
+            headers={"content-type": "application/json"},
+            auth=auth,
+        )
+        first_ms = (time.perf_counter() - clock) * 1000
+        if response.status_code >= 400:
+            return _raw(response)
+        answer = orjson.loads(response.content)
+        clock = time.perf_counter()
+        hits, report = await rerank_hits(self.reranker, query, answer["hits"]["hits"], spec)
+        rerank_ms = (time.perf_counter() - clock) * 1000
+        page = hits[page_from : page_from + page_size]
+        for hit in page:
+            shown = filter_source(hit.pop("_source", None), source)
+            if shown is not None:
+                hit["_source"] = shown
+        scores = [hit["_score"] for hit in hits if hit.get("_score") is not None]
+        answer["hits"]["hits"] = page
+        answer["hits"]["max_score"] = max(scores) if scores else None
+        took = (time.perf_counter() - started) * 1000
+        answer["took"] = int(took)
+        stages = {"first_stage": first_ms, "rerank": rerank_ms, "total": took}
+        answer["nirbridge"] = nirbridge_block("search", report, stages)
+        return _json(answer)
+
+    async def passthrough(self, request: Request, body: bytes | None = None) -> Response:
+        path = request.url.path
+        if not self.settings.proxy_allow_writes and not is_read_only(request.method, path):
+            raise Forbidden(
+                f"{request.method} {path} writes to or administers the cluster, which this proxy does not "
+                "pass on (set NIRBRIDGE_PROXY_ALLOW_WRITES=true to allow it)"
+            )
+        content = body if body is not None else await request.body()
+        target = path + (f"?{request.url.query}" if request.url.query else "")
+        response = await self.cluster.send(
+            request.method, target, content=content or None, headers=request.headers
+        )
+        return _raw(response)
+
+
+def _raw(response: Any) -> Response:
+    """The cluster's answer as it came (status, body, content type)."""
+    return Response(
+        response.content,
+        status_code=response.status_code,
+        media_type=response.headers.get("content-type"),
+    )
+
+
+def _param_int(params: list[tuple[str, str]], body: Mapping[str, Any], name: str, default: int) -> int:
+    value: Any = body.get(name, default)
+    for key, given in params:
+        if key == name:
+            try:
+                value = int(given)
+            except ValueError:
+                raise BadRequest(f"[{name}] must be an integer, got {given!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"[{name}] must be an integer >= 0, got {value!r}")
+    return value
+
+
+async def _proxy_error(request: Request, error: Exception) -> Response:
+    if isinstance(error, ClusterRefused):
+        return Response(error.content, status_code=error.status, media_type=error.content_type)
+    assert isinstance(error, ProxyError)
+    if error.status >= 500:
+        log.warning("%s %s: %s", request.method, request.url.path, error.reason)
+    return _json(error.body(), error.status)
+
+
+async def _internal_error(request: Request, error: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path)
+    reason = f"internal error in the proxy: {type(error).__name__}: {error}"
+    return _json(error_body(500, "exception", reason), 500)
+
+
+def make_app(
+    settings: Settings | None = None,
+    *,
+    reranker: AsyncReranker | None | str = "default",
+    encoders: QueryEncoders | None = None,
+) -> Starlette:
+    """The proxy app for `settings.url`; `reranker="default"` builds the one the settings ask for."""
+    settings = settings or Settings()
+    cluster = Cluster(settings.url, timeout=settings.request_timeout, verify_certs=settings.verify_certs)
+    encoders = encoders or QueryEncoders(
+        sparse_model=settings.proxy_sparse_model,
+        dense_model=settings.proxy_dense_model,
+        terms_model=settings.proxy_terms_model,
+        backend=settings.proxy_query_backend,
+    )
+    chosen = default_reranker(settings) if reranker == "default" else reranker
+    proxy = Proxy(settings, cluster, FieldsCache(encoders, settings.proxy_fields_ttl_s), chosen)  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await cluster.start()
+        try:
+            yield
+        finally:
+            await cluster.close()
+            close = getattr(proxy.reranker, "aclose", None)
+            if close is not None:
+                await close()
+
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    routes = [
+        Route("/_nirbridge/health", proxy.health, methods=["GET", "HEAD"]),
+        Route("/_nirbridge/ready", proxy.ready, methods=["GET", "HEAD"]),
+        Route("/{index}/_nirbridge/search", proxy.nirbridge_search, methods=["POST", "GET"]),
+        Route("/_search", proxy.search, methods=["GET", "POST"]),
+        Route("/{index}/_search", proxy.search, methods=["GET", "POST"]),
+        Route("/{path:path}", proxy.passthrough, methods=methods),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
+    )
+    app.state.proxy = proxy
+    return app

@@ -1,0 +1,199 @@
+"""The cluster as the proxy sees it: one pooled `httpx.AsyncClient`, the client's credentials passed on.
+
+    cluster = Cluster("https://user:secret@search.example:9200", timeout=30)
+    await cluster.start()
+    response = await cluster.send("POST", "/scifact/_search", content=b"{...}", auth="Basic ...")
+    answers = await cluster.msearch("scifact", bodies, auth=None)   # ClusterRefused on a failed item
+    await cluster.close()
+
+Credentials: a request's own `Authorization` header is sent on as it came; without one, the credentials in
+the cluster URL (if any) are used. Neither is logged or quoted: messages show the URL, password hidden.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+import orjson
+
+from .proxy_errors import ClusterFailed, ProxyError, cluster_failed, redact
+from .queries import IndexFields, QueryBuilder, QueryEncoders
+
+__all__ = ["Cluster", "ClusterRefused", "FieldsCache", "FORWARDED_HEADERS"]
+
+# request headers sent on to the cluster (hop-by-hop and Host are the proxy's own)
+FORWARDED_HEADERS = ("authorization", "content-type", "accept", "x-opaque-id")
+
+
+class ClusterRefused(ProxyError):
+    """The cluster answered with an error status: its answer goes back to the client unchanged."""
+
+    def __init__(self, status: int, content: bytes, content_type: str = "application/json") -> None:
+        self.content = content
+        self.content_type = content_type
+        reason = content[:200].decode("utf-8", "replace")
+        super().__init__(reason, "cluster_error", status)
+
+    @classmethod
+    def of_item(cls, item: Mapping[str, Any]) -> ClusterRefused:
+        """A failed `_msearch` item as the error answer a single search would have given."""
+        status = int(item.get("status") or 500)
+        return cls(status, orjson.dumps({"error": item.get("error"), "status": status}))
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """`url` without its user:password, and the Basic `Authorization` value they make (None without)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url.rstrip("/"), None
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    plain = urlunsplit(parts._replace(netloc=host)).rstrip("/")
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return plain, "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+class Cluster:
+    """The cluster behind the proxy, over one connection pool."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        verify_certs: bool = True,
+        max_connections: int = 100,
+    ) -> None:
+        self.url = redact(url)  # the only form of the URL kept in a printable attribute
+        self._base, self._default_auth = _split_credentials(url)
+        self._timeout = timeout
+        self._verify = verify_certs
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self._base, timeout=self._timeout, verify=self._verify, limits=self._limits
+            )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _headers(self, headers: Mapping[str, str] | None, auth: str | None) -> dict[str, str]:
+        sent = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in FORWARDED_HEADERS}
+        credentials = auth or sent.get("authorization") or self._default_auth
+        if credentials:
+            sent["authorization"] = credentials
+        return sent
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: str | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One request to the cluster; ClusterFailed (502/504) when it cannot be asked."""
+        if self._http is None:
+            await self.start()
+        assert self._http is not None
+        try:
+            return await self._http.request(
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=self._headers(headers, auth),
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as error:
+            raise cluster_failed(error, self.url) from None
+
+    async def json(
+        self, method: str, path: str, body: Any = None, *, auth: str | None = None, **kwargs: Any
+    ) -> Any:
+        """A JSON request whose error answer is raised as ClusterRefused; the decoded answer."""
+        content = orjson.dumps(body) if body is not None else None
+        headers = {"content-type": "application/json"} if content is not None else None
+        response = await self.send(method, path, content=content, headers=headers, auth=auth, **kwargs)
+        if response.status_code >= 400:
+            kind = response.headers.get("content-type", "application/json")
+            raise ClusterRefused(response.status_code, response.content, kind)
+        return orjson.loads(response.content)
+
+    async def msearch(
+        self, index: str, bodies: Sequence[Mapping[str, Any]], *, auth: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The `_msearch` answers of `bodies` on `index`, in order; a failed item raises ClusterRefused."""
+        if not bodies:
+            return []
+        header = orjson.dumps({"index": index})
+        content = b"".join(header + b"\n" + orjson.dumps(body) + b"\n" for body in bodies)
+        response = await self.send(
+            "POST", "/_msearch", content=content, headers={"content-type": "application/x-ndjson"}, auth=auth
+        )
+        if response.status_code >= 400:
+            raise ClusterRefused(response.status_code, response.content)
+        items = orjson.loads(response.content)["responses"]
+        for item in items:
+            if item.get("error") is not None:
+                raise ClusterRefused.of_item(item)
+        return list(items)
+
+    async def ping(self, timeout: float = 1.0) -> tuple[bool, str]:
+        """GET / within `timeout`: (reachable, what it said or why not)."""
+        try:
+            response = await self.send("GET", "/", timeout=timeout)
+        except ClusterFailed as error:
+            return False, error.reason
+        if response.status_code >= 400:
+            return False, f"GET / answered {response.status_code}"
+        return True, "ok"
+
+
+@dataclass
+class _Entry:
+    builder: QueryBuilder
+    expires: float
+
+
+class FieldsCache:
+    """Each index's enriched fields (and a QueryBuilder over them, with its IDF counts), kept for `ttl` s.
+
+    Entries are per index and per credentials: what one user may read is never answered from another's.
+    """
+
+    def __init__(self, encoders: QueryEncoders, ttl: float = 30.0) -> None:
+        self.encoders = encoders
+        self.ttl = ttl
+        self._entries: dict[tuple[str, str | None], _Entry] = {}
+
+    async def builder(self, cluster: Cluster, index: str, auth: str | None) -> QueryBuilder:
+        key = (index, auth)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > now:
+            return entry.builder
+        mapping = await cluster.json("GET", f"/{index}/_mapping", auth=auth)
+        sample = await cluster.json("POST", f"/{index}/_search", IndexFields.sample_body(), auth=auth)
+        builder = QueryBuilder(self.encoders, IndexFields.from_answers(index, mapping, sample))
+        if len(self._entries) > 1000:  # many indices or users: start over rather than grow without end
+            self._entries.clear()
+        self._entries[key] = _Entry(builder, now + self.ttl)
+        return builder

@@ -1,0 +1,237 @@
+"""`POST /{index}/_nirbridge/search`: a query text in, OpenSearch-shaped hits out, the queries built here.
+
+    {"q": "statins and breast cancer", "mode": "hybrid", "size": 10, "from": 0,
+     "hybrid": ["bm25", "dense"], "fusion": "rrf", "weights": [1, 1], "depth": 100,
+     "rerank": {"window": 100, "fields": ["title", "text"]}, "_source": true}
+
+The bodies come from `connector.queries` (`FirstStage`, `QueryBuilder`), sent as one `_msearch` over the
+proxy's pooled async client; the query encoders run in a thread, off the event loop. Without rerank the
+first stage fetches `from + size` hits (hybrid: `max(depth, from + size)` per mode, fused); with rerank it
+fetches `window`, reranks them and pages inside the window (`from + size` past the window is cut there).
+
+Sources: a single mode asks the `_msearch` for them; hybrid fetches them afterwards with one `_mget` of the
+hits it returns (or reranks), as fused lists hold ids from several answers.
+
+`hits.total`: a single mode's as the cluster counted it; hybrid's is the number of distinct documents the
+modes returned, `"gte"` when some mode matched more than it returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+from .fusion import FUSION_METHODS
+from .proxy_cluster import Cluster
+from .proxy_errors import BadRequest
+from .proxy_policy import filter_source
+from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
+from .queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder
+from .settings import Settings
+
+__all__ = ["SearchRequest", "nirbridge_block", "run_search"]
+
+_KNOWN = {"q", "mode", "size", "from", "hybrid", "fusion", "weights", "depth", "rerank", "_source"}
+
+
+def _int(raw: Mapping[str, Any], name: str, default: int, low: int) -> int:
+    value = raw.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise BadRequest(f"[{name}] must be an integer >= {low}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A checked `_nirbridge/search` body."""
+
+    q: str
+    mode: str
+    size: int = 10
+    from_: int = 0
+    hybrid: tuple[str, ...] = ("bm25", "dense")
+    fusion: str = "rrf"
+    weights: tuple[float, ...] | None = None
+    depth: int = 100
+    rerank: RerankSpec | None = None
+    source: Any = True
+
+    @classmethod
+    def parse(cls, raw: Any, settings: Settings) -> SearchRequest:
+        """BadRequest naming the parameter for anything the proxy cannot run."""
+        if not isinstance(raw, Mapping):
+            raise BadRequest("the request body must be a JSON object", "parse_exception")
+        unknown = sorted(set(raw) - _KNOWN)
+        if unknown:
+            raise BadRequest(f"unknown parameter [{unknown[0]}]; known: {', '.join(sorted(_KNOWN))}")
+        q = raw.get("q")
+        if not isinstance(q, str) or not q.strip():
+            raise BadRequest("[q] must be a non-empty string (the query text)")
+        mode = raw.get("mode", "bm25")
+        if mode not in MODES:
+            raise BadRequest(f"[mode] {mode!r} is not one of {', '.join(MODES)}")
+        hybrid = raw.get("hybrid", ["bm25", "dense"])
+        if isinstance(hybrid, str):
+            hybrid = [part.strip() for part in hybrid.split("+") if part.strip()]
+        if (
+            not isinstance(hybrid, list)
+            or len(hybrid) < 2
+            or len(set(hybrid)) != len(hybrid)
+            or any(one not in SINGLE_MODES for one in hybrid)
+        ):
+            raise BadRequest(
+                f"[hybrid] must name two or more distinct modes of {', '.join(SINGLE_MODES)}, got {hybrid!r}"
+            )
+        fusion = raw.get("fusion", "rrf")
+        if fusion not in FUSION_METHODS:
+            raise BadRequest(f"[fusion] {fusion!r} is not one of {', '.join(FUSION_METHODS)}")
+        weights = raw.get("weights")
+        if weights is not None:
+            if (
+                not isinstance(weights, list)
+                or len(weights) != len(hybrid)
+                or not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights)
+            ):
+                raise BadRequest(f"[weights] must be {len(hybrid)} numbers >= 0 (one per hybrid mode)")
+            weights = tuple(float(w) for w in weights)
+        depth = _int(raw, "depth", 100, 1)
+        if depth > settings.proxy_max_window:
+            raise BadRequest(f"[depth] {depth} is larger than the maximum {settings.proxy_max_window}")
+        rerank = raw.get("rerank")
+        spec = RerankSpec.parse(rerank, settings) if rerank not in (None, False) else None
+        size, from_ = _int(raw, "size", 10, 0), _int(raw, "from", 0, 0)
+        if spec is None and from_ + size > settings.proxy_max_window:
+            raise BadRequest(f"[from] + [size] is larger than the maximum {settings.proxy_max_window}")
+        return cls(
+            q, mode, size, from_, tuple(hybrid), fusion, weights, depth, spec, raw.get("_source", True)
+        )
+
+    def stage(self) -> FirstStage:
+        """What the first stage fetches (see the module docstring)."""
+        wanted = self.rerank.window if self.rerank else max(self.from_ + self.size, 1)
+        depth = max(self.depth, wanted)
+        return FirstStage(self.mode, wanted, self.hybrid, self.fusion, depth, self.weights)
+
+
+@dataclass
+class SearchResult:
+    """The page of hits, what was counted, and the time of each stage."""
+
+    hits: list[dict[str, Any]]
+    total: dict[str, Any]
+    shards: dict[str, Any]
+    report: RerankReport
+    took_ms: dict[str, float] = field(default_factory=dict)
+
+
+async def _encode(builder: QueryBuilder, stage: FirstStage, cluster: Cluster, text: str, auth: str | None):
+    """The `_msearch` bodies of one query (terms IDF counted first, over the same client)."""
+    terms = None
+    if "terms" in stage.run:
+        words = await asyncio.to_thread(builder.encoders.terms, text)
+        new, counts = builder.idf_count_bodies([words])
+        if counts:
+            builder.learn_idf(new, await cluster.msearch(builder.fields.index, counts, auth=auth))
+        terms = builder.weighted_terms([words])
+    return await asyncio.to_thread(stage.bodies, builder, [text], terms)
+
+
+def _check_lengths(builder: QueryBuilder, stage: FirstStage, text: str) -> None:
+    for one in stage.run:
+        builder.encoders.check_length(one, text)
+
+
+async def run_search(
+    cluster: Cluster,
+    builder: QueryBuilder,
+    request: SearchRequest,
+    reranker: AsyncReranker | None,
+    auth: str | None,
+) -> SearchResult:
+    """The first stage, the sources, the second stage and the page (BadRequest for a missing field)."""
+    index = builder.fields.index
+    stage = request.stage()
+    took: dict[str, float] = {}
+    clock = time.perf_counter()
+    try:
+        stage.require(builder.fields)
+        if any(one != "bm25" for one in stage.run):
+            await asyncio.to_thread(_check_lengths, builder, stage, request.q)
+        bodies = await _encode(builder, stage, cluster, request.q, auth)
+    except UsageError as error:
+        raise BadRequest.from_usage(error) from None
+    took["encode"] = (time.perf_counter() - clock) * 1000
+    want_source = request.rerank is not None or request.source is not False
+    single = request.mode != "hybrid"
+    if single and want_source:
+        bodies[0]["_source"] = True if request.rerank else request.source
+
+    clock = time.perf_counter()
+    answers = await cluster.msearch(index, bodies, auth=auth)
+    took["first_stage"] = (time.perf_counter() - clock) * 1000
+    ranked = [[(str(h["_id"]), float(h["_score"] or 0.0)) for h in a["hits"]["hits"]] for a in answers]
+    (ranking,) = stage.rankings(ranked)
+    seen: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        for hit in answer["hits"]["hits"]:
+            seen.setdefault(str(hit["_id"]), hit)
+    keep = ranking if request.rerank else ranking[request.from_ : request.from_ + request.size]
+    hits = [{**_hit_head(seen[doc_id], index), "_score": score} for doc_id, score in keep]
+    if single:
+        for hit in hits:
+            if want_source and "_source" in seen[hit["_id"]]:
+                hit["_source"] = seen[hit["_id"]]["_source"]
+    elif want_source and hits:
+        clock = time.perf_counter()
+        docs = await cluster.json("POST", f"/{index}/_mget", {"ids": [h["_id"] for h in hits]}, auth=auth)
+        sources = {str(d["_id"]): d.get("_source") for d in docs.get("docs", []) if d.get("found")}
+        for hit in hits:
+            if hit["_id"] in sources:
+                hit["_source"] = sources[hit["_id"]]
+        took["fetch"] = (time.perf_counter() - clock) * 1000
+
+    report = RerankReport()
+    if request.rerank is not None:
+        clock = time.perf_counter()
+        hits, report = await rerank_hits(reranker, request.q, hits, request.rerank)
+        took["rerank"] = (time.perf_counter() - clock) * 1000
+        hits = hits[request.from_ : request.from_ + request.size]
+        for hit in hits:
+            shown = filter_source(hit.get("_source"), request.source)
+            hit.pop("_source", None)
+            if shown is not None:
+                hit["_source"] = shown
+    return SearchResult(hits, _total(answers, stage, seen), dict(answers[0].get("_shards", {})), report, took)
+
+
+def _hit_head(hit: Mapping[str, Any], index: str) -> dict[str, Any]:
+    return {"_index": hit.get("_index", index), "_id": str(hit["_id"])}
+
+
+def _total(answers: list[dict[str, Any]], stage: FirstStage, seen: Mapping[str, Any]) -> dict[str, Any]:
+    totals = []
+    for answer in answers:
+        total = answer["hits"]["total"]
+        totals.append(total if isinstance(total, Mapping) else {"value": int(total), "relation": "eq"})
+    if stage.mode != "hybrid":
+        return dict(totals[0])
+    more = any(t["value"] > stage.fetch or t.get("relation") == "gte" for t in totals)
+    return {"value": len(seen), "relation": "gte" if more else "eq"}
+
+
+def nirbridge_block(mode: str, report: RerankReport, took_ms: Mapping[str, float]) -> dict[str, Any]:
+    """The `nirbridge` part of an answer: mode, reranked, degraded (and why), per-stage milliseconds."""
+    block: dict[str, Any] = {
+        "mode": mode,
+        "reranked": report.reranked,
+        "degraded": report.degraded,
+        "degraded_reason": report.reason,
+        "took_ms": {stage: round(ms, 2) for stage, ms in took_ms.items()},
+    }
+    if report.worker:
+        block["rerank_worker"] = report.worker
+    return block

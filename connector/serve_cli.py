@@ -1,0 +1,101 @@
+"""`nirbridge serve`: the search proxy (connector.proxy) under uvicorn (registered in `connector.cli`).
+
+    nirbridge serve --url http://127.0.0.1:9200 --host 127.0.0.1 --port 8080
+
+Settings come from the environment (`NIRBRIDGE_PROXY_*`, see connector.settings); the flags here win. The
+proxy starts even when the cluster does not answer yet (`GET /_nirbridge/ready` says so); a bad URL, bad
+settings or a port already taken exit 2 at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from .cli_options import UrlOption
+from .client import validate_url
+from .errors import BadUrlError
+from .proxy_errors import redact
+from .settings import Settings
+
+__all__ = ["serve_command"]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"nirbridge: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _port_free(host: str, port: int) -> str | None:
+    """None when `host:port` can be listened on, else why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is already in use"
+            return f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return None
+
+
+def serve_command(
+    url: UrlOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+    allow_writes: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-writes/--read-only",
+            help="Pass write and admin requests on (default: $NIRBRIDGE_PROXY_ALLOW_WRITES, else read-only).",
+            show_default=False,
+        ),
+    ] = None,
+    rerank_in_process: Annotated[
+        bool | None,
+        typer.Option(
+            "--rerank-in-process/--rerank-workers",
+            help="Rerank in this process, not in Celery workers ($NIRBRIDGE_PROXY_RERANK_IN_PROCESS).",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+) -> None:
+    """The search proxy: OpenSearch's API in front of the cluster, with neural retrieval and reranking."""
+    if log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+        raise typer.BadParameter(f"unknown level {log_level!r}", param_hint="'--log-level'")
+    overrides: dict[str, object] = {}
+    if url:
+        overrides["url"] = url
+    if allow_writes is not None:
+        overrides["proxy_allow_writes"] = allow_writes
+    if rerank_in_process is not None:
+        overrides["proxy_rerank_in_process"] = rerank_in_process
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(
+            f"NIRBRIDGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        _fail(f"bad settings: {problems}")
+    try:
+        validate_url(settings.url)
+    except BadUrlError as error:
+        _fail(str(error))
+    busy = _port_free(host, port)
+    if busy:
+        _fail(busy)
+
+    import uvicorn
+
+    from .proxy import make_app
+
+    mode = "read-write" if settings.proxy_allow_writes else "read-only"
+    typer.echo(f"nirbridge proxy on http://{host}:{port} -> {redact(settings.url)} ({mode})", err=True)
+    uvicorn.run(make_app(settings), host=host, port=port, log_level=log_level.lower())
