@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from nirbridge.connector.beir import BeirDataset
 from nirbridge.connector.cli import app
 from nirbridge.connector.engine_process import EngineProcess
-from nirbridge.connector.evaluate import score_run
+from nirbridge.connector.evaluate import rerank_top, score_run
 from nirbridge.connector.fusion import fuse, minmax, rrf
 from nirbridge.connector.queries import (
     FieldMissing,
@@ -201,6 +201,18 @@ def test_score_run_against_hand_computed_metrics() -> None:
     assert scores["ndcg@10"] == pytest.approx((1 / math.log2(3) + q2 + 0) / 3)
     assert scores["mrr@10"] == pytest.approx((0.5 + 1 + 0) / 3)
     assert scores["recall@100"] == pytest.approx((1 + 1 + 0) / 3)
+
+
+def test_rerank_hook_reorders_the_window_and_keeps_the_rest_below() -> None:
+    class ByLength:
+        def rerank(self, query: str, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+            return sorted(((doc, float(len(doc))) for doc, _ in hits), key=lambda item: -item[1])
+
+    hits = [("a", 9.0), ("bbb", 8.0), ("cc", 7.0), ("dddd", 6.0), ("e", 5.0)]
+    reranked = rerank_top(ByLength(), "q", hits, window=3)
+    assert [doc for doc, _ in reranked] == ["bbb", "cc", "a", "dddd", "e"]
+    scores = [score for _, score in reranked]
+    assert scores == sorted(scores, reverse=True)
 
 
 # --- on the engine ---
