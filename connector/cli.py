@@ -20,6 +20,7 @@ from opensearchpy.exceptions import TransportError
 from pydantic import ValidationError
 
 from .beir import BeirDataset, shipped_sample
+from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
 from .client import check_reachable, cluster_error, make_client
 from .errors import (
     ClusterError,
@@ -33,7 +34,7 @@ from .errors import (
 from .ingest import IngestReport, ensure_index, ingest_documents
 from .schema import corpus_index_body
 from .search import SearchResult, search_bm25
-from .settings import DEFAULT_URL, Settings, get_settings
+from .settings import Settings, get_settings
 
 __all__ = ["app", "main"]
 
@@ -48,15 +49,6 @@ engine_app = typer.Typer(help="The embedded OpenSearch-compatible engine.", no_a
 app.add_typer(engine_app, name="engine")
 
 T = TypeVar("T")
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url", help=f"Cluster URL (default: $NIRBRIDGE_URL, else {DEFAULT_URL}).", show_default=False
-    ),
-]
-IndexOption = Annotated[str, typer.Option("--index", help="Index name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")]
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -185,12 +177,7 @@ def ingest(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Index only the first N documents.")
     ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal)."
-        ),
-    ] = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Load a BEIR corpus into an index (created when missing; ids kept as `_id`)."""
     beir = _open_dataset(dataset)
@@ -449,12 +436,7 @@ def enrich(
         ),
     ] = False,
     json_output: JsonOption = False,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress", help="Progress bar on stderr (default: when it is a terminal)."
-        ),
-    ] = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Write SPLADE, term-weight, doc2query and dense fields into an existing index (resumable)."""
     from .enrich import EnrichJob, EnrichOptions
