@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,81 @@ def test_serve_refuses_a_bad_url_and_a_taken_port() -> None:
         port = str(taken.server_address[1])
         result = runner.invoke(cli_app, ["serve", "--url", "http://127.0.0.1:9", "--port", port])
     assert result.exit_code == 2 and "already in use" in result.stderr
+
+
+@dataclass
+class _Outcome:
+    scores: list[float] | None
+    degraded: bool = False
+    reason: str | None = None
+    worker: str | None = "in-test"
+    seconds: float = 0.0
+
+
+class _WordOverlap:
+    """A transparent stand-in for the cross-encoder until connector.rerank_client lands: the score of a
+    passage is how many distinct query words it contains, so the expected order is computed in the test."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def arerank(self, query: str, passages: list[str], *args: Any) -> _Outcome:
+        self.calls.append((query, passages))
+        return _Outcome([float(_overlap(query, passage)) for passage in passages])
+
+
+def _overlap(query: str, passage: str) -> int:
+    words = set(passage.lower().split())
+    return sum(word in words for word in set(query.lower().split()))
+
+
+def _scored(query: str, hits: list[dict[str, Any]]) -> list[tuple[float, int, str]]:
+    """(overlap score, -first-stage rank, id) per hit: sorted descending, the order the proxy must give."""
+    return [
+        (float(_overlap(query, f"{h['_source']['title']} {h['_source']['text']}")), -rank, h["_id"])
+        for rank, h in enumerate(hits)
+    ]
+
+
+def test_rerank_orders_the_window_by_the_rerankers_scores_and_pages_inside_it(
+    small: dict[str, Any], http: httpx.Client
+) -> None:
+    reranker = _WordOverlap()
+    proxy = ServerThread(make_app(_settings(small["url"]), reranker=reranker))
+    query = small["queries"][1]
+    try:
+        first = _search(http, proxy, {"q": query, "mode": "bm25", "size": 30}).json()["hits"]["hits"]
+        scored = _scored(query, first)
+        expected = [doc for _, _, doc in sorted(scored, reverse=True)]
+        pages = []
+        for start in (0, 10, 20, 25):
+            body = {"q": query, "mode": "bm25", "size": 10, "from": start, "rerank": {"window": 30}}
+            answer = _search(http, proxy, body).json()
+            assert answer["nirbridge"]["reranked"] is True and answer["nirbridge"]["degraded"] is False
+            pages.append([(h["_id"], h["_score"]) for h in answer["hits"]["hits"]])
+        assert [d for page in pages[:3] for d, _ in page] == expected
+        assert [d for d, _ in pages[3]] == expected[25:30]  # from + size past the window: cut at the window
+        assert [s for page in pages[:3] for _, s in page] == sorted((s for s, _, _ in scored), reverse=True)
+        assert reranker.calls[-1][1][0].startswith(first[0]["_source"]["title"])  # title + text, in order
+
+        search_body = {
+            "query": {"match": {"text": query}},
+            "from": 10,
+            "size": 10,
+            "_source": ["title"],
+            "ext": {"rerank": {"window": 30, "fields": ["title", "text"]}},
+        }
+        plain = {"query": search_body["query"], "size": 30}
+        direct = http.post(f"{small['url']}/{INDEX}/_search", json=plain)
+        window = direct.json()["hits"]["hits"]
+        scored = _scored(query, window)
+        response = http.post(f"{proxy.url}/{INDEX}/_search", json=search_body)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        expected = [doc for _, _, doc in sorted(scored, reverse=True)]
+        assert [h["_id"] for h in answer["hits"]["hits"]] == expected[10:20]
+        assert all(set(h["_source"]) == {"title"} for h in answer["hits"]["hits"])
+        assert answer["hits"]["total"] == direct.json()["hits"]["total"]
+        assert answer["nirbridge"]["reranked"] is True and reranker.calls[-1][0] == query
+    finally:
+        proxy.stop()
