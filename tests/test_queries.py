@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from enriched_slice import enrich_scifact_slice
 from opensearchpy import OpenSearch
 from typer.testing import CliRunner
 
-from nirbridge.connector.beir import BeirDataset
 from nirbridge.connector.cli import app
 from nirbridge.connector.engine_process import EngineProcess
 from nirbridge.connector.evaluate import rerank_top, score_run
@@ -38,8 +38,6 @@ from nirbridge.connector.queries import (
     parse_hybrid,
     rank_feature_body,
 )
-from nirbridge.connector.schema import index_template, load_fragment
-from nirbridge.connector.writer import streaming_update, summarize
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("transformers")
@@ -61,42 +59,11 @@ def small(
     engine: EngineProcess, client: OpenSearch, scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ):
     """The enriched SciFact slice in INDEX, and the same slice as a BEIR folder (test split)."""
-    from nirbridge.workers.pipeline import EncoderSpec, EnrichmentSpec, run_enrichment
-
-    dataset = BeirDataset.open(scifact_dir)
-    qrels = dataset.qrels("test")
-    queries = [q for q in dataset.queries() if q.id in qrels][:QUERIES]
-    wanted = {doc_id for q in queries for doc_id in qrels[q.id]}
-    docs = [d for d in dataset.documents() if d.id in wanted]
-    for doc in dataset.documents():
-        if len(docs) >= CORPUS_SIZE:
-            break
-        if doc.id not in wanted:
-            docs.append(doc)
-
-    short = {"max_length": 128}
-    spec = EnrichmentSpec(
-        fields=("title", "text"),
-        sparse=EncoderSpec("splade-tiny", BACKEND, short),
-        terms=EncoderSpec("splade-tiny", BACKEND, short),
-        dense=EncoderSpec("all-MiniLM-L6-v2", BACKEND, short),
+    enriched = enrich_scifact_slice(
+        client, INDEX, scifact_dir, queries=QUERIES, corpus_size=CORPUS_SIZE, backend=BACKEND
     )
-    body = index_template(
-        dense_dimension=384,
-        dense_space_type="innerproduct",
-        base_properties=load_fragment("beir_corpus.json"),
-        kinds=("sparse", "terms", "dense", "meta"),
-    )
-    client.indices.create(index=INDEX, body=body)
-    sources = [{"_id": d.id, "_source": d.source()} for d in docs]
-    written = summarize(
-        streaming_update(client, INDEX, ((d["_id"], d["_source"]) for d in sources), op_type="index")
-    )
-    assert written.failed == 0
-    results = run_enrichment(spec, sources)
-    assert all(r.ok for r in results), [r.reason for r in results if not r.ok][:3]
-    summary = summarize(streaming_update(client, INDEX, ((r.id, r.update) for r in results), refresh=True))
-    assert summary.failed == 0 and summary.written == len(docs)
+    queries, docs = enriched.queries, enriched.documents
+    qrels = enriched.qrels
 
     root = tmp_path_factory.mktemp("beir-small")
     (root / "qrels").mkdir()
