@@ -81,7 +81,9 @@ class Graph:
     ``name`` identifies the head (and its settings) in cache keys; ``build(path)`` returns the module, called
     as
     ``module(*arrays)`` with the arrays named ``input_names``, in that order.  ``int8`` is the ``onnx-int8``
-    recipe (see :func:`_quantised`): measured per model, so each encoder names its own.
+    recipe (see :func:`_quantised`): measured per model, so each encoder names its own.  ``agree(rows,
+    reference)`` is :func:`choose_auto`'s gate when row cosines mean nothing (a cross-encoder's one score per
+    row); None: the cosine rule.
     """
 
     path: Path
@@ -89,6 +91,7 @@ class Graph:
     build: Callable[[Path], torch.nn.Module]
     input_names: tuple[str, ...]
     int8: Literal["u8u8", "u8s8-7bit"] = "u8u8"
+    agree: Callable[[np.ndarray, np.ndarray], bool] | None = None
 
     @property
     def key(self) -> str:
@@ -419,6 +422,9 @@ def choose_auto(graph: Graph, candidates: Sequence[str] = CPU_BACKENDS) -> str:
         out = session.run(probe)  # also the warm-up
         if reference is None:
             reference = out
+        elif graph.agree is not None:
+            if not graph.agree(out, reference):
+                continue
         else:
             cosines = _cosines(out, reference)
             if float(cosines.mean()) < 0.99 or float(cosines.min()) < 0.97:
@@ -454,15 +460,24 @@ def length_batches(lengths: Sequence[int], batch_size: int, sort: bool = True) -
         yield order[start : start + batch_size]
 
 
-def pad(ids: Sequence[Sequence[int]], pad_id: int, input_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Right-padded int64 arrays for one batch, as long as its longest member."""
+def pad(
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    input_names: Sequence[str],
+    type_ids: Sequence[Sequence[int]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Right-padded int64 arrays for one batch, as long as its longest member; ``token_type_ids`` are
+    ``type_ids`` (a pair's segments) padded with 0, or all 0."""
     width = max(len(x) for x in ids)
     input_ids = np.full((len(ids), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(ids), width), dtype=np.int64)
+    types = np.zeros_like(input_ids)
     for row, x in enumerate(ids):
         input_ids[row, : len(x)] = x
         mask[row, : len(x)] = 1
-    arrays = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        if type_ids is not None:
+            types[row, : len(x)] = type_ids[row]
+    arrays = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
     return {n: arrays[n] for n in input_names}
 
 
@@ -474,16 +489,18 @@ def run_sorted(
     batch_size: int,
     each: Callable[[int, np.ndarray], Any],
     sort: bool = True,
+    type_ids: Sequence[Sequence[int]] | None = None,
 ) -> list[Any]:
     """``[each(i, row_i) for i in range(len(ids))]``, computed in length-sorted batches, in the caller's
-    order.
+    order.  ``type_ids`` (one list per text, as long as its ids) are the segments of tokenised pairs.
 
     ``each`` turns a text's output row into its result while the batch is in memory (a SPLADE row has one
     float per vocabulary entry, so it is reduced to a dict at once rather than kept).
     """
     results: list[Any] = [None] * len(ids)
     for batch in length_batches([len(x) for x in ids], batch_size, sort):
-        rows = session.run(pad([ids[i] for i in batch], pad_id, input_names))
+        types = None if type_ids is None else [type_ids[i] for i in batch]
+        rows = session.run(pad([ids[i] for i in batch], pad_id, input_names, types))
         for i, row in zip(batch, rows, strict=True):
             results[int(i)] = each(int(i), row)
     return results

@@ -3,12 +3,21 @@
     nirbridge.enrich_batch(spec, docs)  queue enrich: `pipeline.run_enrichment`, one JSON result per document
     nirbridge.describe(spec)            queue enrich: fingerprints and dense dimension/space type of `spec`
     nirbridge.ping()                    either queue (the sender picks it): who answered, what it has loaded
+    nirbridge.rerank(request)           queue rerank: cross-encoder scores of one query's passages
 
 `enrich_batch` is idempotent (it computes, it writes nothing; the connector writes) and `acks_late`, so a
 batch whose worker died is delivered again. It retries, with back-off, only what can pass by itself: a GPU out
 of memory (another process holds it). A bad spec or a model that cannot load fails at once; a bad document is
 a per-document failure inside the result, never a task failure. Every exception raised here is a plain
 `Exception(message)` subclass, so it survives the JSON result backend.
+
+`rerank` is the opposite case: not `acks_late`, no retries. A late rerank answer is useless (the proxy has
+already answered with the first-stage order, marked degraded), so a task whose worker died is not delivered
+again, and the sender gives it an `expires` equal to its deadline: a worker that takes it from the queue after
+that discards it instead of computing it. Its time limits (RERANK_SOFT_TIME_LIMIT_S, RERANK_TIME_LIMIT_S) are
+a backstop against a stuck process, not the interactive bound (that is the client's deadline); they leave room
+for the first request of a process, which loads the model (and, the first time on a machine, exports it to
+ONNX and measures `auto`: up to a minute on a CPU), so that the requests after it find it warm.
 """
 
 from __future__ import annotations
@@ -21,15 +30,29 @@ import sys
 import time
 from typing import Any
 
-from .celery_app import ENRICH_QUEUE, ENRICH_SOFT_TIME_LIMIT, ENRICH_TIME_LIMIT, app
+from .celery_app import ENRICH_QUEUE, ENRICH_SOFT_TIME_LIMIT, ENRICH_TIME_LIMIT, RERANK_QUEUE, app
 from .pipeline import EnrichmentSpec, loaded_models, run_enrichment
 from .pipeline import describe as describe_spec
 
-__all__ = ["DESCRIBE", "ENRICH_BATCH", "PING", "TransientError", "describe", "enrich_batch", "ping"]
+RERANK_SOFT_TIME_LIMIT_S = 120
+RERANK_TIME_LIMIT_S = 150
+
+__all__ = [
+    "DESCRIBE",
+    "ENRICH_BATCH",
+    "PING",
+    "RERANK",
+    "TransientError",
+    "describe",
+    "enrich_batch",
+    "ping",
+    "rerank",
+]
 
 ENRICH_BATCH = "nirbridge.enrich_batch"
 DESCRIBE = "nirbridge.describe"
 PING = "nirbridge.ping"
+RERANK = "nirbridge.rerank"
 
 
 class TransientError(RuntimeError):
@@ -102,7 +125,7 @@ def _backends() -> dict[str, Any]:
 def ping(self: Any) -> dict[str, Any]:
     """Health and readiness: which worker process answered, on which queue, with which models loaded."""
     delivery = self.request.delivery_info or {}
-    models = loaded_models()
+    models = loaded_models() + _loaded_rerankers()
     return {
         "hostname": self.request.hostname or socket.gethostname(),
         "pid": os.getpid(),
@@ -111,4 +134,61 @@ def ping(self: Any) -> dict[str, Any]:
         "model_count": len(models),
         "backends": _backends(),
         "python": platform.python_version(),
+    }
+
+
+def _loaded_rerankers() -> list[dict[str, Any]]:
+    """The cross-encoders this process holds (none before its first rerank: the module is imported then)."""
+    module = sys.modules.get("nirbridge.workers.cross_encoder")
+    return list(module.loaded_cross_encoders()) if module is not None else []
+
+
+_REQUEST_KEYS = {"model", "backend", "query", "passages", "params"}
+
+
+@app.task(
+    name=RERANK,
+    bind=True,
+    queue=RERANK_QUEUE,
+    acks_late=False,
+    reject_on_worker_lost=False,
+    max_retries=0,
+    soft_time_limit=RERANK_SOFT_TIME_LIMIT_S,
+    time_limit=RERANK_TIME_LIMIT_S,
+)
+def rerank(self: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Cross-encoder scores of one query's passages.
+
+    request: {"model": str, "backend": str (default "auto"), "query": str, "passages": [str], "params": {...}
+    (CrossEncoder keyword arguments)}.  Returns {"scores": [float, one per passage, in order], "worker",
+    "seconds" (this task's own time, model load included), "backend" (the one the model runs on)}.  An empty
+    passage list answers [] without loading the model; a bad request (unknown keys, a passage that is not a
+    str, an empty query, unknown params) fails the task with a message naming what is wrong.
+    """
+    started = time.perf_counter()
+    if not isinstance(request, dict):
+        raise ValueError(f"a rerank request is a JSON object, got {type(request).__name__}")
+    unknown = sorted(set(request) - _REQUEST_KEYS)
+    if unknown:
+        raise ValueError(f"unknown rerank request keys {unknown}; known: {', '.join(sorted(_REQUEST_KEYS))}")
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"rerank request: 'model' must be a non-empty str, got {model!r:.80}")
+    backend = request.get("backend") or "auto"
+    params = request.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"rerank request: 'params' must be an object, got {type(params).__name__}")
+    from .cross_encoder import cached_cross_encoder, check_request
+
+    passages = check_request(request.get("query"), request.get("passages"))
+    worker = self.request.hostname or socket.gethostname()
+    if not passages:
+        return {"scores": [], "worker": worker, "seconds": 0.0, "backend": None}
+    encoder = cached_cross_encoder(model, str(backend), params)
+    scores = encoder.score(str(request["query"]), passages)
+    return {
+        "scores": [float(x) for x in scores],
+        "worker": worker,
+        "seconds": round(time.perf_counter() - started, 4),
+        "backend": encoder.backend,
     }

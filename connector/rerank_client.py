@@ -1,0 +1,324 @@
+"""The proxy's side of reranking: send one query's passages to a cross-encoder, wait at most a deadline.
+
+    client = RerankClient(deadline_s=0.8)                 # Celery workers on queue "rerank"
+    client = InProcessReranker()                          # or the model in this process (one machine)
+    outcome = await client.arerank(query, passages, model, "auto", {}, time.monotonic() + 0.5)
+    outcome.scores        # [float, one per passage] or None
+    outcome.degraded      # True: use the first-stage order; outcome.reason says why
+
+``deadline`` is a ``time.monotonic()`` instant (None: ``deadline_s`` seconds after the call).  Neither
+client ever raises for what the proxy cannot fix: a slow or dead worker, a stopped Redis, a full queue, a
+failed task, a model that does not load.  Each becomes ``RerankOutcome(scores=None, degraded=True,
+reason=...)``, returned by the deadline (plus a few milliseconds of thread hand-over).  The reasons
+start with one of these words, so a caller can count them:
+
+    "queue full"      the Redis list of the queue holds more than ``max_queue`` messages: not sent at all
+    "broker"          Redis did not answer (the message says which URL, password hidden)
+    "timeout"         no result within the deadline (worker slow, busy or dead); the task is revoked
+    "failed"          the task failed: a bad request (the worker's message), a model that cannot load
+    "bad input"       (in-process) the request cannot be scored: the message names the passage
+
+The wait polls the result backend every ``poll_s`` (as ``connector.runner`` does); every Redis call has a
+socket timeout, and the blocking work runs in a thread pool so that even a Redis call that hangs cannot hold
+the caller past its deadline.  The task is sent with ``expires`` = the deadline: a worker that gets to it
+later discards it.  ``arerank`` awaits the same work from an asyncio event loop (the proxy's ASGI app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nirbridge.workers.celery_app import RERANK_QUEUE, redact
+from nirbridge.workers.tasks import RERANK
+
+__all__ = ["InProcessReranker", "RerankClient", "RerankOutcome"]
+
+
+@dataclass(frozen=True)
+class RerankOutcome:
+    """What a rerank came to: ``scores`` (one per passage, in order) or None with ``degraded`` and a
+    ``reason``.  ``seconds`` is the model's own time (worker or in-process), ``elapsed`` the caller's whole
+    wait: their difference is the Celery round trip."""
+
+    scores: list[float] | None
+    degraded: bool
+    reason: str | None = None
+    worker: str | None = None
+    seconds: float = 0.0
+    backend: str | None = None
+    elapsed: float = 0.0
+
+
+def _degraded(reason: str, started: float) -> RerankOutcome:
+    return RerankOutcome(None, True, reason, elapsed=time.monotonic() - started)
+
+
+def _check_passages(passages: Sequence[Any]) -> str | None:
+    if isinstance(passages, str):
+        return "passages must be a list of str, got one str"
+    bad = [i for i, p in enumerate(passages) if not isinstance(p, str)]
+    if bad:
+        return f"passage(s) {bad[:5]} are not str (got {type(passages[bad[0]]).__name__})"
+    return None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One request, as ``rerank`` was called."""
+
+    query: str
+    passages: list[str]
+    model: str
+    backend: str
+    params: dict[str, Any]
+
+
+class _Base:
+    """The shared async wrapper: ``arerank`` runs ``rerank``'s blocking part in this object's thread pool."""
+
+    deadline_s: float
+    _pool: concurrent.futures.ThreadPoolExecutor
+
+    def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
+        raise NotImplementedError
+
+    def _prepare(
+        self, passages: Sequence[Any], deadline: float | None, started: float
+    ) -> tuple[float, RerankOutcome | None]:
+        limit = self.deadline_s if deadline is None else float(deadline) - started
+        problem = _check_passages(passages)
+        if problem is not None:
+            return limit, _degraded(f"bad input: {problem}", started)
+        if not passages:
+            return limit, RerankOutcome([], False, None, elapsed=time.monotonic() - started)
+        if limit <= 0:
+            return limit, _degraded("timeout: the deadline had passed before the rerank started", started)
+        return limit, None
+
+    def rerank(
+        self,
+        query: str,
+        passages: Sequence[str],
+        model: str,
+        backend: str = "auto",
+        params: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> RerankOutcome:
+        """Scores of ``passages`` for ``query`` by ``deadline`` (a ``time.monotonic()`` instant; None: in
+        ``deadline_s`` seconds), or a degraded outcome; blocks the calling thread, never raises for a backend
+        problem."""
+        started = time.monotonic()
+        limit, early = self._prepare(passages, deadline, started)
+        if early is not None:
+            return early
+        job = _Job(query, list(passages), model, backend, dict(params or {}))
+        future = self._pool.submit(self._work, job, limit, started)
+        try:
+            return future.result(timeout=max(0.0, started + limit - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            return _degraded(f"timeout: no answer within {limit:.3g} s", started)
+
+    async def arerank(
+        self,
+        query: str,
+        passages: Sequence[str],
+        model: str,
+        backend: str = "auto",
+        params: dict[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> RerankOutcome:
+        """``rerank`` for an asyncio event loop: the event loop is never blocked; same outcome, same
+        deadline."""
+        started = time.monotonic()
+        limit, early = self._prepare(passages, deadline, started)
+        if early is not None:
+            return early
+        job = _Job(query, list(passages), model, backend, dict(params or {}))
+        future = self._pool.submit(self._work, job, limit, started)
+        try:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(future), timeout=max(0.0, started + limit - time.monotonic())
+            )
+        except TimeoutError:
+            return _degraded(f"timeout: no answer within {limit:.3g} s", started)
+
+    def close(self) -> None:
+        """Stop the thread pool (work in flight finishes in the background, bounded by its own timeouts)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RerankClient(_Base):
+    """Sends ``nirbridge.rerank`` to the ``queue`` and waits for the scores at most a deadline.
+
+    ``max_queue``: when the queue's Redis list holds more messages than this, answer "queue full" at once
+    (a worker that far behind would answer after the deadline anyway).  ``poll_s``: how often the result
+    backend is asked.  ``threads``: requests waited for at once (each waits in a thread of its own).
+    """
+
+    def __init__(
+        self,
+        app: Any = None,
+        queue: str = RERANK_QUEUE,
+        deadline_s: float = 1.0,
+        *,
+        max_queue: int = 32,
+        poll_s: float = 0.005,
+        socket_timeout_s: float = 1.0,
+        threads: int = 16,
+    ) -> None:
+        if deadline_s <= 0:
+            raise ValueError(f"deadline_s must be positive, got {deadline_s}")
+        if max_queue < 0:
+            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        if app is None:
+            from nirbridge.workers.celery_app import app as default_app
+
+            app = default_app
+        self.app = app
+        self.queue = queue
+        self.deadline_s = float(deadline_s)
+        self.max_queue = max_queue
+        self.poll_s = poll_s
+        self.socket_timeout_s = socket_timeout_s
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="nirbridge-rerank")
+        self._redis: Any = None
+
+    # --- the boundary where Redis and Celery errors become reasons ------------------------------------------
+
+    def _broker(self) -> Any:
+        """A redis-py client on the broker (its own pool, short socket timeouts), made once."""
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(
+                str(self.app.conf.broker_url),
+                socket_timeout=self.socket_timeout_s,
+                socket_connect_timeout=self.socket_timeout_s,
+            )
+        return self._redis
+
+    def queue_length(self) -> int:
+        """Messages waiting in the queue's Redis list (kombu keeps priority 0, the default, under its
+        name)."""
+        return int(self._broker().llen(self.queue))
+
+    def _revoke(self, task_id: str) -> None:
+        try:
+            self.app.control.revoke(task_id)
+            self.app.backend.forget(task_id)
+        except Exception:  # noqa: BLE001 - best effort: the task also expires, and results expire anyway
+            pass
+
+    def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
+        url = redact(str(self.app.conf.broker_url))
+        try:
+            waiting = self.queue_length()
+        except Exception as error:  # noqa: BLE001 - redis errors, one translation boundary
+            return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
+        if waiting > self.max_queue:
+            return _degraded(
+                f"queue full: {waiting} messages wait in {self.queue!r} (max {self.max_queue})", started
+            )
+        request = {
+            "model": job.model,
+            "backend": job.backend,
+            "query": job.query,
+            "passages": job.passages,
+            "params": job.params,
+        }
+        end = started + deadline
+        try:
+            result = self.app.send_task(
+                RERANK,
+                args=[request],
+                queue=self.queue,
+                routing_key=self.queue,
+                expires=max(0.001, end - time.monotonic()),
+                retry=False,
+            )
+        except Exception as error:  # noqa: BLE001 - kombu/redis errors, one translation boundary
+            return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
+        task_id = str(result.id)
+        status = "PENDING"
+        while time.monotonic() < end:
+            try:
+                meta = self.app.backend.get_task_meta(task_id)
+            except Exception as error:  # noqa: BLE001 - see above
+                self._revoke(task_id)
+                return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
+            status = str(meta.get("status"))
+            if status == "SUCCESS":
+                self._forget(task_id)
+                value = meta["result"]
+                return RerankOutcome(
+                    [float(x) for x in value["scores"]],
+                    False,
+                    None,
+                    value.get("worker"),
+                    float(value.get("seconds") or 0.0),
+                    value.get("backend"),
+                    time.monotonic() - started,
+                )
+            if status in ("FAILURE", "REVOKED"):
+                self._forget(task_id)
+                error = meta.get("result")
+                return _degraded(f"failed: {type(error).__name__}: {error}", started)
+            time.sleep(self.poll_s)
+        self._revoke(task_id)
+        return _degraded(f"timeout: no result within {deadline:.3g} s (task {status.lower()})", started)
+
+    def _forget(self, task_id: str) -> None:
+        try:
+            self.app.backend.forget(task_id)
+        except Exception:  # noqa: BLE001 - results expire anyway (result_expires)
+            pass
+
+    def close(self) -> None:
+        super().close()
+        if self._redis is not None:
+            self._redis.close()
+
+
+class InProcessReranker(_Base):
+    """The cross-encoder in this process (one-machine setups): the same calls and outcomes as
+    :class:`RerankClient`.  One model computes at a time (it spreads over every core by itself); a request
+    whose turn does not come within its deadline is answered "timeout"."""
+
+    def __init__(self, deadline_s: float = 5.0) -> None:
+        if deadline_s <= 0:
+            raise ValueError(f"deadline_s must be positive, got {deadline_s}")
+        self.deadline_s = float(deadline_s)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nirbridge-rerank-local")
+
+    def load(self, model: str, backend: str = "auto", params: dict[str, Any] | None = None) -> str:
+        """Load (and export, the first time) a model now rather than on the first request; its backend."""
+        from nirbridge.workers.cross_encoder import cached_cross_encoder
+
+        return cached_cross_encoder(model, backend, params).backend
+
+    def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
+        if time.monotonic() >= started + deadline:
+            return _degraded(f"timeout: its turn came after {deadline:.3g} s", started)
+        from nirbridge.workers.cross_encoder import cached_cross_encoder
+        from nirbridge.workers.errors import BadInputError
+
+        try:
+            encoder = cached_cross_encoder(job.model, job.backend, job.params)
+        except Exception as error:  # noqa: BLE001 - a model that cannot load: one translation boundary
+            return _degraded(
+                f"failed: cannot load {job.model!r} ({job.backend}): {type(error).__name__}: {error}", started
+            )
+        computing = time.monotonic()
+        try:
+            scores = encoder.score(job.query, job.passages)
+        except BadInputError as error:
+            return _degraded(f"bad input: {error}", started)
+        now = time.monotonic()
+        return RerankOutcome(
+            [float(x) for x in scores], False, None, "local", now - computing, encoder.backend, now - started
+        )
