@@ -287,7 +287,8 @@ class RerankClient(_Base):
 class InProcessReranker(_Base):
     """The cross-encoder in this process (one-machine setups): the same calls and outcomes as
     :class:`RerankClient`.  One model computes at a time (it spreads over every core by itself); a request
-    whose turn does not come within its deadline is answered "timeout"."""
+    whose turn does not come within its deadline is answered "timeout".  A computation that overruns its
+    deadline is not interrupted: it finishes in the background, and requests behind it wait for it."""
 
     def __init__(self, deadline_s: float = 5.0) -> None:
         if deadline_s <= 0:
