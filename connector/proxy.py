@@ -14,7 +14,9 @@ Routes (DESIGN.md, "The proxy's search API"):
                                            refuses unknown ext keys)
     POST /{index}/_nirbridge/search       query text in, queries built here (connector.proxy_search)
     GET /_nirbridge/health                 liveness: the process answers
-    GET /_nirbridge/ready                  the cluster answers GET / and the reranker is reachable (fast)
+    GET /_nirbridge/ready                  the cluster answers GET / within 1 s and a rerank worker answers
+                                           a `nirbridge.ping` task sent through queue `rerank` within 1 s
+                                           (in-process reranking: always); 503 otherwise
     anything else                          passes through when read-only (connector.proxy_policy), else 403
                                            unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
 
@@ -25,6 +27,7 @@ are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -49,6 +52,8 @@ from .settings import Settings
 __all__ = ["Proxy", "make_app", "query_text_of"]
 
 log = logging.getLogger("nirbridge.proxy")
+
+READY_TIMEOUT_S = 1.0  # how long /_nirbridge/ready waits for a rerank worker to answer its ping
 
 _TEXT_QUERIES = (
     "multi_match",
@@ -97,18 +102,27 @@ def query_text_of(body: Any) -> str | None:
 
 
 def default_reranker(settings: Settings) -> AsyncReranker | None:
-    """The reranker the settings ask for (`connector.rerank_client`), or None when it cannot be built."""
+    """The reranker the settings ask for, or None when it cannot be built (reranked requests then degrade).
+
+    `NIRBRIDGE_PROXY_RERANK_IN_PROCESS`: `InProcessReranker` (the model in this process); else a
+    `RerankClient` on queue `rerank` over a Celery app for `NIRBRIDGE_BROKER_URL` / `_RESULT_BACKEND`.
+    Building either connects to nothing: a missing Redis or worker shows in readiness and in degraded answers.
+    """
+    deadline_s = settings.proxy_rerank_deadline_ms / 1000.0
     try:
         from . import rerank_client
-    except ImportError as error:
-        log.warning("reranking is unavailable: %s", error)
-        return None
-    try:
+
         if settings.proxy_rerank_in_process:
-            return rerank_client.InProcessReranker()
-        return rerank_client.RerankClient(settings.broker_url, settings.result_backend)
+            return rerank_client.InProcessReranker(deadline_s=deadline_s)
+        from nirbridge.workers.celery_app import WorkerSettings
+        from nirbridge.workers.celery_app import make_app as make_celery_app
+
+        celery = make_celery_app(
+            WorkerSettings(broker_url=settings.broker_url, result_backend=settings.result_backend)
+        )
+        return rerank_client.RerankClient(celery, deadline_s=deadline_s)
     except Exception as error:  # noqa: BLE001 - a proxy without reranking still serves first stages
-        log.warning("reranking is unavailable: %s", error)
+        log.warning("reranking is unavailable: %s: %s", type(error).__name__, error)
         return None
 
 
@@ -127,8 +141,9 @@ class Proxy:
         return _json({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
-        cluster_ok, cluster_said = await self.cluster.ping(timeout=1.0)
-        rerank = await self._reranker_ready()
+        (cluster_ok, cluster_said), rerank = await asyncio.gather(
+            self.cluster.ping(timeout=READY_TIMEOUT_S), self._reranker_ready()
+        )
         ok = cluster_ok and rerank["ok"] is not False
         body = {
             "status": "ready" if ok else "unavailable",
@@ -140,11 +155,11 @@ class Proxy:
     async def _reranker_ready(self) -> dict[str, Any]:
         if self.reranker is None:
             return {"ok": None, "detail": "no reranker configured: reranked requests answer degraded"}
-        check = getattr(self.reranker, "aready", None) or getattr(self.reranker, "aping", None)
+        check = getattr(self.reranker, "aready", None)
         if check is None:
             return {"ok": None, "detail": f"{type(self.reranker).__name__} has no readiness check"}
         try:
-            said = await check()
+            said = await check(READY_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - a readiness probe reports, it does not fail
             return {"ok": False, "detail": f"{type(error).__name__}: {error}"}
         if isinstance(said, tuple):
@@ -305,19 +320,30 @@ def make_app(
         terms_model=settings.proxy_terms_model,
         backend=settings.proxy_query_backend,
     )
-    chosen = default_reranker(settings) if reranker == "default" else reranker
+    owned = reranker == "default"  # a reranker built here is closed here; one given belongs to the caller
+    chosen = default_reranker(settings) if owned else reranker
     proxy = Proxy(settings, cluster, FieldsCache(encoders, settings.proxy_fields_ttl_s), chosen)  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await cluster.start()
+        load = getattr(proxy.reranker, "load", None)  # in process: the default model before the first request
+        if owned and load is not None and settings.proxy_rerank_model:
+            model, backend = settings.proxy_rerank_model, settings.proxy_rerank_backend
+            try:
+                await asyncio.to_thread(load, model, backend)
+            except Exception as error:  # noqa: BLE001 - reported; requests naming it answer degraded
+                log.warning(
+                    "cannot load the reranker %r (%s): %s: %s", model, backend, type(error).__name__, error
+                )
         try:
             yield
         finally:
             await cluster.close()
-            close = getattr(proxy.reranker, "aclose", None)
-            if close is not None:
-                await close()
+            if owned and proxy.reranker is not None:
+                close = getattr(proxy.reranker, "close", None)
+                if close is not None:
+                    close()
 
     methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
     routes = [

@@ -65,7 +65,7 @@ class RerankSpec:
 
     window: int = 100
     fields: tuple[str, ...] = ("title", "text")
-    model: str = "nirbridge-reranker"
+    model: str = ""  # parse() refuses a spec without one (no request model, no configured default)
     backend: str = "auto"
     params: dict[str, Any] = field(default_factory=dict)
     deadline_s: float = 2.0
@@ -105,6 +105,11 @@ class RerankSpec:
         query = raw.get("query")
         if query is not None and (not isinstance(query, str) or not query.strip()):
             raise BadRequest(f"[{where}.query] must be a non-empty string, got {query!r}")
+        model = raw.get("model") or settings.proxy_rerank_model
+        if not model:
+            raise BadRequest(
+                f"no reranker model configured: set NIRBRIDGE_PROXY_RERANK_MODEL or {where}.model"
+            )
         limit_ms = settings.proxy_rerank_deadline_ms
         deadline_ms = raw.get("deadline_ms", limit_ms)
         if isinstance(deadline_ms, bool) or not isinstance(deadline_ms, int | float) or deadline_ms <= 0:
@@ -112,7 +117,7 @@ class RerankSpec:
         return cls(
             window=window,
             fields=tuple(fields),
-            model=raw.get("model") or settings.proxy_rerank_model,
+            model=model,
             backend=raw.get("backend") or settings.proxy_rerank_backend,
             params=dict(params),
             deadline_s=min(float(deadline_ms), limit_ms) / 1000.0,  # a request may ask less, never more
@@ -129,6 +134,7 @@ class RerankReport:
     reason: str | None = None
     worker: str | None = None
     seconds: float = 0.0
+    model_seconds: float | None = None  # the cross-encoder's own time (worker or in-process)
 
 
 def passage_of(source: Mapping[str, Any] | None, fields: Sequence[str]) -> str:
@@ -175,6 +181,9 @@ async def rerank_hits(
     report.seconds = time.perf_counter() - started
     scores = getattr(outcome, "scores", None)
     report.worker = getattr(outcome, "worker", None)
+    model_seconds = getattr(outcome, "seconds", None)
+    if isinstance(model_seconds, int | float) and not getattr(outcome, "degraded", True):
+        report.model_seconds = float(model_seconds)
     if failure is not None or getattr(outcome, "degraded", True) or scores is None:
         report.degraded = True
         report.reason = failure or getattr(outcome, "reason", None) or "the reranker gave no scores"

@@ -224,7 +224,14 @@ def _total(answers: list[dict[str, Any]], stage: FirstStage, seen: Mapping[str, 
 
 
 def nirbridge_block(mode: str, report: RerankReport, took_ms: Mapping[str, float]) -> dict[str, Any]:
-    """The `nirbridge` part of an answer: mode, reranked, degraded (and why), per-stage milliseconds."""
+    """The `nirbridge` part of an answer: mode, reranked, degraded (and why), per-stage milliseconds.
+
+    `took_ms.rerank` is the proxy's whole wait for the scores; `took_ms.rerank_model` (when reranked) the
+    cross-encoder's own time as the worker measured it (model load included on a cold worker): their
+    difference is the Celery round trip (broker, result backend, polling, serialisation).
+    """
+    if report.model_seconds is not None:
+        took_ms = {**took_ms, "rerank_model": report.model_seconds * 1000}
     block: dict[str, Any] = {
         "mode": mode,
         "reranked": report.reranked,

@@ -5,6 +5,7 @@
     outcome = await client.arerank(query, passages, model, "auto", {}, time.monotonic() + 0.5)
     outcome.scores        # [float, one per passage] or None
     outcome.degraded      # True: use the first-stage order; outcome.reason says why
+    await client.aready()  # readiness: {"ok": True, "worker": ...} when a worker answers a ping in 1 s
 
 ``deadline`` is a ``time.monotonic()`` instant (None: ``deadline_s`` seconds after the call).  Neither
 client ever raises for what the proxy cannot fix: a slow or dead worker, a stopped Redis, a full queue, a
@@ -28,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from nirbridge.workers.celery_app import RERANK_QUEUE, redact
-from nirbridge.workers.tasks import RERANK
+from nirbridge.workers.tasks import PING, RERANK
 
 __all__ = ["InProcessReranker", "RerankClient", "RerankOutcome"]
 
@@ -278,6 +280,49 @@ class RerankClient(_Base):
         except Exception:  # noqa: BLE001 - results expire anyway (result_expires)
             pass
 
+    def ping(self, timeout_s: float = 1.0) -> dict[str, Any]:
+        """Readiness: ``nirbridge.ping`` through the queue, answered within ``timeout_s``.
+
+        ``{"ok": True, "worker", "ms", "waiting"}`` when a worker consuming the queue answered, else
+        ``{"ok": False, "detail"}`` (no worker, a stopped Redis, or every worker busy for ``timeout_s``: the
+        ping queues behind the reranks); never raises."""
+        started = time.monotonic()
+        url = redact(str(self.app.conf.broker_url))
+        try:
+            waiting = self.queue_length()
+            result = self.app.send_task(
+                PING, queue=self.queue, routing_key=self.queue, expires=timeout_s, retry=False
+            )
+        except Exception as error:  # noqa: BLE001 - redis/kombu errors, one translation boundary
+            return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
+        task_id = str(result.id)
+        while time.monotonic() < started + timeout_s:
+            try:
+                meta = self.app.backend.get_task_meta(task_id)
+            except Exception as error:  # noqa: BLE001 - see above
+                self._revoke(task_id)
+                return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
+            if meta.get("status") == "SUCCESS":
+                self._forget(task_id)
+                answer = meta.get("result") or {}
+                ms = round((time.monotonic() - started) * 1000, 1)
+                return {"ok": True, "worker": answer.get("hostname"), "ms": ms, "waiting": waiting}
+            time.sleep(self.poll_s)
+        self._revoke(task_id)
+        return {
+            "ok": False,
+            "detail": f"no worker answered a ping on queue {self.queue!r} within {timeout_s:g} s "
+            f"({waiting} messages were waiting)",
+        }
+
+    async def aready(self, timeout_s: float = 1.0) -> dict[str, Any]:
+        """``ping`` for an asyncio event loop (in this client's thread pool)."""
+        future = self._pool.submit(self.ping, timeout_s)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout=timeout_s + 0.5)
+        except TimeoutError:
+            return {"ok": False, "detail": f"the ping did not return within {timeout_s:g} s"}
+
     def close(self) -> None:
         super().close()
         if self._redis is not None:
@@ -301,6 +346,12 @@ class InProcessReranker(_Base):
         from nirbridge.workers.cross_encoder import cached_cross_encoder
 
         return cached_cross_encoder(model, backend, params).backend
+
+    async def aready(self, timeout_s: float = 1.0) -> dict[str, Any]:
+        """Readiness: always ready (the model runs in this process); the cross-encoders loaded so far."""
+        module = sys.modules.get("nirbridge.workers.cross_encoder")  # not imported before the first load
+        loaded = [m["model"] for m in module.loaded_cross_encoders()] if module is not None else []
+        return {"ok": True, "worker": "local", "loaded": loaded}
 
     def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
         if time.monotonic() >= started + deadline:

@@ -1,6 +1,6 @@
 """`nirbridge serve`: the search proxy (connector.proxy) under uvicorn (registered in `connector.cli`).
 
-    nirbridge serve --url http://127.0.0.1:9200 --host 127.0.0.1 --port 8080
+    nirbridge serve --url http://127.0.0.1:9200 --host 127.0.0.1 --port 8080 [--rerank-model DIR]
 
 Settings come from the environment (`NIRBRIDGE_PROXY_*`, see connector.settings); the flags here win. The
 proxy starts even when the cluster does not answer yet (`GET /_nirbridge/ready` says so); a bad URL, bad
@@ -64,6 +64,15 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    rerank_model: Annotated[
+        str | None,
+        typer.Option(
+            "--rerank-model",
+            help="The cross-encoder (name or folder) for requests that name none "
+            "($NIRBRIDGE_PROXY_RERANK_MODEL; without one such a request is a 400).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
 ) -> None:
     """The search proxy: OpenSearch's API in front of the cluster, with neural retrieval and reranking."""
@@ -76,6 +85,8 @@ def serve_command(
         overrides["proxy_allow_writes"] = allow_writes
     if rerank_in_process is not None:
         overrides["proxy_rerank_in_process"] = rerank_in_process
+    if rerank_model:
+        overrides["proxy_rerank_model"] = rerank_model
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
@@ -97,5 +108,11 @@ def serve_command(
     from .proxy import make_app
 
     mode = "read-write" if settings.proxy_allow_writes else "read-only"
-    typer.echo(f"nirbridge proxy on http://{host}:{port} -> {redact(settings.url)} ({mode})", err=True)
+    where = "in process" if settings.proxy_rerank_in_process else f"workers via {redact(settings.broker_url)}"
+    model = settings.proxy_rerank_model or "none by default"
+    typer.echo(
+        f"nirbridge proxy on http://{host}:{port} -> {redact(settings.url)} ({mode}; rerank {where}, "
+        f"model {model})",
+        err=True,
+    )
     uvicorn.run(make_app(settings), host=host, port=port, log_level=log_level.lower())

@@ -12,7 +12,8 @@ The search proxy (`nirbridge serve`):
     NIRBRIDGE_PROXY_ALLOW_WRITES        pass write and admin requests through (default false: 403)
     NIRBRIDGE_PROXY_MAX_WINDOW          the most hits one request may rerank (default 1000)
     NIRBRIDGE_PROXY_RERANK_DEADLINE_MS  how long a request waits for rerank scores (default 2000)
-    NIRBRIDGE_PROXY_RERANK_MODEL        the cross-encoder when a request names none
+    NIRBRIDGE_PROXY_RERANK_MODEL        the cross-encoder (name or folder) when a request names none (no
+                                        default: a reranked request without a model is then a 400)
     NIRBRIDGE_PROXY_RERANK_BACKEND      its backend when a request names none (default auto)
     NIRBRIDGE_PROXY_RERANK_IN_PROCESS   rerank in the proxy process instead of Celery workers (default false)
     NIRBRIDGE_PROXY_FIELDS_TTL_S        how long an index's enriched fields are cached (default 30)
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     proxy_allow_writes: bool = False
     proxy_max_window: int = Field(default=1000, ge=1)
     proxy_rerank_deadline_ms: float = Field(default=2000.0, gt=0)
-    proxy_rerank_model: str = "nirbridge-reranker"
+    proxy_rerank_model: str = ""  # none by default: a reranked request must name its model
     proxy_rerank_backend: str = "auto"
     proxy_rerank_in_process: bool = False
     proxy_fields_ttl_s: float = Field(default=30.0, ge=0)

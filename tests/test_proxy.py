@@ -3,17 +3,19 @@ engine as a child process, a small SciFact slice enriched with SPLADE-tiny (nir_
 all-MiniLM-L6-v2 (nir_dense) for real (tests/enriched_slice.py). References: the engine's own answers to the
 same requests sent straight to it, and `connector.queries.first_stage` (the synchronous path over
 opensearch-py) for the proxy's async path.
-"""
+
+Reranking uses the tests' trained cross-encoder (tests/cross_encoder_fixture.py) for real: in this process
+(`InProcessReranker`), and through a real redis-server and `nirbridge worker --queues rerank` (`RerankClient`,
+built by the proxy from its settings); the reference scores come from a `CrossEncoder` loaded by the test
+itself. The test that kills the worker runs after the others that need it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,16 +23,20 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cross_encoder_fixture import trained_cross_encoder  # noqa: F401 - a fixture
 from enriched_slice import enrich_scifact_slice
 from opensearchpy import OpenSearch
 from typer.testing import CliRunner
 
 from nirbridge.connector.cli import app as cli_app
 from nirbridge.connector.engine_process import EngineProcess, free_port
+from nirbridge.connector.local_services import RedisServer, WorkerProcess
 from nirbridge.connector.proxy import make_app
 from nirbridge.connector.proxy_policy import is_read_only
 from nirbridge.connector.queries import IndexFields, QueryBuilder, QueryEncoders, first_stage
+from nirbridge.connector.rerank_client import InProcessReranker
 from nirbridge.connector.settings import Settings
+from nirbridge.workers.cross_encoder import CrossEncoder
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("transformers")
@@ -299,35 +305,274 @@ def test_credentials_pass_through_and_are_not_logged(
     assert "s3cret" not in make_app(_settings(cluster), reranker=None).state.proxy.cluster.url
 
 
-# --- reranking ---
+# --- reranking: the tests' trained cross-encoder, in process and through a real Celery worker ---
+
+RERANK_BACKEND = "torch-fp32"
+RERANK_PARAMS = {"max_length": 128}  # short pairs: the window's scores in well under a second
+WINDOW = 20
+SLACK_S = 0.3  # how far past its deadline a degraded rerank may come (thread hand-over on a loaded machine)
 
 
-class _NoScores:
-    """A reranker that never answers (a worker that hangs): the proxy's own deadline must save the request."""
+@pytest.fixture(scope="module")
+def cross_encoder(trained_cross_encoder: Path) -> CrossEncoder:  # noqa: F811
+    """The reference: the same model and settings, loaded here, apart from the proxy's reranker."""
+    return CrossEncoder(trained_cross_encoder, RERANK_BACKEND, **RERANK_PARAMS)  # type: ignore[arg-type]
 
-    async def arerank(self, query: str, passages: list[str], *args: Any) -> Any:
-        await asyncio.sleep(3600)
+
+def _rerank_settings(url: str, model: Path, **overrides: Any) -> Settings:
+    extra = {"proxy_rerank_deadline_ms": 60_000, "proxy_rerank_backend": RERANK_BACKEND, **overrides}
+    return _settings(url, proxy_rerank_model=str(model), **extra)
 
 
-def test_a_hanging_reranker_degrades_within_the_deadline(
-    small: dict[str, Any], http: httpx.Client
+@pytest.fixture(scope="module")
+def local_proxy(
+    small: dict[str, Any],
+    trained_cross_encoder: Path,  # noqa: F811
+) -> Iterator[ServerThread]:
+    """A proxy reranking with InProcessReranker (the model loaded in this process)."""
+    reranker = InProcessReranker(deadline_s=60)
+    reranker.load(str(trained_cross_encoder), RERANK_BACKEND, RERANK_PARAMS)
+    server = ServerThread(make_app(_rerank_settings(small["url"], trained_cross_encoder), reranker=reranker))
+    yield server
+    server.stop()
+    reranker.close()
+
+
+def _rerank(window: int = WINDOW, **extra: Any) -> dict[str, Any]:
+    return {"window": window, "params": RERANK_PARAMS, **extra}
+
+
+def _passage(hit: dict[str, Any]) -> str:
+    return f"{hit['_source']['title']} {hit['_source']['text']}"
+
+
+def _expected(
+    cross_encoder: CrossEncoder, query: str, window: list[dict[str, Any]]
+) -> tuple[list[str], dict[str, float]]:
+    """The window's ids ordered by the cross-encoder's scores (ties: first-stage order), and the scores."""
+    scores = cross_encoder.score(query, [_passage(hit) for hit in window])
+    order = sorted(range(len(window)), key=lambda i: (-float(scores[i]), i))
+    return [window[i]["_id"] for i in order], {
+        h["_id"]: float(s) for h, s in zip(window, scores, strict=True)
+    }
+
+
+def _check_order(hits: list[dict[str, Any]], expected: list[str], scores: dict[str, float]) -> None:
+    """`hits` are `expected` (allowing two near-equal scores to swap) with the cross-encoder's scores."""
+    got = [h["_id"] for h in hits]
+    assert sorted(got) == sorted(expected)
+    assert [h["_score"] for h in hits] == [pytest.approx(scores[d], abs=1e-4) for d in got]
+    if got != expected:  # only a near tie may differ (float noise between two runs of the same model)
+        values = [scores[d] for d in got]
+        assert all(a >= b - 1e-4 for a, b in zip(values, values[1:], strict=False)), (got, expected)
+
+
+def test_rerank_orders_the_window_by_the_cross_encoder_and_pages_inside_it(
+    small: dict[str, Any], local_proxy: ServerThread, http: httpx.Client, cross_encoder: CrossEncoder
 ) -> None:
-    settings = _settings(small["url"], proxy_rerank_deadline_ms=400)
-    proxy = ServerThread(make_app(settings, reranker=_NoScores()))
-    try:
-        body = {"q": small["queries"][0], "mode": "bm25", "size": 5, "from": 5, "rerank": {"window": 30}}
-        started = time.perf_counter()
-        response = _search(http, proxy, body)
-        elapsed = time.perf_counter() - started
-        assert response.status_code == 200 and elapsed < 2.0
-        answer = response.json()
-        plain = _search(http, proxy, {**body, "rerank": None}).json()
-        assert [h["_id"] for h in answer["hits"]["hits"]] == [h["_id"] for h in plain["hits"]["hits"]]
+    query = small["queries"][1]
+    first = _search(http, local_proxy, {"q": query, "mode": "bm25", "size": WINDOW}).json()["hits"]["hits"]
+    expected, scores = _expected(cross_encoder, query, first)
+    assert expected != [h["_id"] for h in first]  # the cross-encoder reorders this window
+
+    def page(start: int, size: int) -> list[dict[str, Any]]:
+        body = {"q": query, "mode": "bm25", "size": size, "from": start, "rerank": _rerank()}
+        answer = _search(http, local_proxy, body).json()
         block = answer["nirbridge"]
-        assert block["degraded"] is True and block["reranked"] is False
-        assert "deadline" in block["degraded_reason"] and block["took_ms"]["rerank"] < 1000
+        assert block["reranked"] is True and block["degraded"] is False, block
+        assert block["rerank_worker"] == "local" and block["took_ms"]["rerank_model"] > 0
+        return list(answer["hits"]["hits"])
+
+    whole = page(0, WINDOW)
+    _check_order(whole, expected, scores)
+    ids = [h["_id"] for h in whole]
+    pages = [page(0, 10), page(10, 10), page(15, 10)]
+    assert [h["_id"] for h in pages[0] + pages[1]] == ids
+    assert [h["_id"] for h in pages[2]] == ids[15:]  # from + size past the window: cut at the window
+
+    # _search with ext.rerank: the same window from the engine, the same order, the page inside it
+    search_body = {
+        "query": {"match": {"text": query}},
+        "from": 10,
+        "size": 10,
+        "_source": ["title"],
+        "ext": {"rerank": _rerank(fields=["title", "text"])},
+    }
+    direct = http.post(
+        f"{small['url']}/{INDEX}/_search", json={"query": search_body["query"], "size": WINDOW}
+    )
+    window = direct.json()["hits"]["hits"]
+    expected, scores = _expected(cross_encoder, query, window)
+    response = http.post(f"{local_proxy.url}/{INDEX}/_search", json=search_body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["nirbridge"]["reranked"] is True and answer["nirbridge"]["degraded"] is False
+    full = http.post(
+        f"{local_proxy.url}/{INDEX}/_search", json={**search_body, "from": 0, "size": WINDOW, "_source": True}
+    ).json()["hits"]["hits"]
+    _check_order(full, expected, scores)
+    assert [h["_id"] for h in answer["hits"]["hits"]] == [h["_id"] for h in full[10:20]]
+    assert all(set(h["_source"]) == {"title"} for h in answer["hits"]["hits"])
+    assert answer["hits"]["total"] == direct.json()["hits"]["total"]
+
+
+def test_a_reranked_request_without_a_model_is_a_400(
+    small: dict[str, Any], proxy: ServerThread, http: httpx.Client
+) -> None:
+    """`proxy` has no NIRBRIDGE_PROXY_RERANK_MODEL (the default): the request must name its model."""
+    body = {"q": small["queries"][0], "mode": "bm25", "rerank": {"window": 10}}
+    reason = _error(_search(http, proxy, body), 400)
+    assert reason == "no reranker model configured: set NIRBRIDGE_PROXY_RERANK_MODEL or rerank.model"
+    search = {"query": {"match": {"text": "statins"}}, "ext": {"rerank": {"window": 10}}}
+    reason = _error(http.post(f"{proxy.url}/{INDEX}/_search", json=search), 400)
+    assert reason == "no reranker model configured: set NIRBRIDGE_PROXY_RERANK_MODEL or ext.rerank.model"
+
+
+@pytest.fixture(scope="module")
+def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A real `nirbridge worker --queues rerank` on redis databases 0 (broker) and 1 (results)."""
+    process = WorkerProcess(
+        redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("worker"), queues="rerank"
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_proxy(
+    small: dict[str, Any],
+    redis_server: RedisServer,
+    worker: WorkerProcess,
+    trained_cross_encoder: Path,  # noqa: F811
+    http: httpx.Client,
+) -> Iterator[ServerThread]:
+    """A proxy with the reranker its settings build (RerankClient over Celery); the worker warmed through it
+    (its first request imports torch and loads the model)."""
+    settings = _rerank_settings(
+        small["url"],
+        trained_cross_encoder,
+        broker_url=redis_server.url(0),
+        result_backend=redis_server.url(1),
+        proxy_rerank_deadline_ms=20_000,
+    )
+    server = ServerThread(make_app(settings))
+    try:
+        give_up = time.monotonic() + 120
+        while True:
+            body = {"q": small["queries"][0], "mode": "bm25", "size": 1, "rerank": _rerank(window=1)}
+            block = _search(http, server, body).json()["nirbridge"]
+            if block["reranked"]:
+                break
+            failed = str(block["degraded_reason"]).startswith("failed")
+            if failed or worker.process.poll() is not None or time.monotonic() > give_up:
+                raise AssertionError(f"the worker did not rerank: {block}\n{worker.output()}")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_rerank_through_a_celery_worker(
+    small: dict[str, Any], celery_proxy: ServerThread, http: httpx.Client, cross_encoder: CrossEncoder
+) -> None:
+    ready = http.get(f"{celery_proxy.url}/_nirbridge/ready")
+    assert ready.status_code == 200, ready.text
+    rerank = ready.json()["rerank"]
+    assert rerank["ok"] is True and rerank["worker"].startswith("test-") and rerank["ms"] < 1000
+
+    query = small["queries"][2]
+    first = _search(http, celery_proxy, {"q": query, "mode": "bm25", "size": WINDOW}).json()["hits"]["hits"]
+    expected, scores = _expected(cross_encoder, query, first)
+    body = {"q": query, "mode": "bm25", "size": WINDOW, "rerank": _rerank()}
+    answer = _search(http, celery_proxy, body).json()
+    block = answer["nirbridge"]
+    assert block["reranked"] is True and block["degraded"] is False, block
+    assert block["degraded_reason"] is None and block["rerank_worker"].startswith("test-")
+    took = block["took_ms"]
+    assert 0 < took["rerank_model"] < took["rerank"] < took["total"]  # the difference: the Celery round trip
+    _check_order(answer["hits"]["hits"], expected, scores)
+
+
+def _degraded_within(
+    http: httpx.Client, proxy: ServerThread, query: str, deadline_ms: int, **rerank: Any
+) -> dict[str, Any]:
+    """A reranked request that must come back degraded by its deadline, in first-stage order."""
+    body = {
+        "q": query,
+        "mode": "bm25",
+        "size": 10,
+        "from": 5,
+        "rerank": _rerank(deadline_ms=deadline_ms, **rerank),
+    }
+    started = time.monotonic()
+    response = _search(http, proxy, body)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    block = answer["nirbridge"]
+    assert block["degraded"] is True and block["reranked"] is False, block
+    assert block["degraded_reason"], block
+    assert block["took_ms"]["rerank"] <= deadline_ms + SLACK_S * 1000
+    assert elapsed < deadline_ms / 1000 + SLACK_S + 1.0  # + the first stage and HTTP on a loaded machine
+    plain = _search(http, proxy, {**body, "rerank": None}).json()["hits"]["hits"]
+    assert [(h["_id"], h["_score"]) for h in answer["hits"]["hits"]] == [
+        (h["_id"], h["_score"]) for h in plain
+    ]
+    return block
+
+
+def test_no_worker_on_the_queue_degrades_within_the_deadline(
+    small: dict[str, Any],
+    redis_server: RedisServer,
+    trained_cross_encoder: Path,  # noqa: F811
+    http: httpx.Client,
+) -> None:
+    """Redis databases 2 and 3: a broker that no worker consumes."""
+    settings = _rerank_settings(
+        small["url"],
+        trained_cross_encoder,
+        broker_url=redis_server.url(2),
+        result_backend=redis_server.url(3),
+    )
+    proxy = ServerThread(make_app(settings))
+    try:
+        block = _degraded_within(http, proxy, small["queries"][3], 600)
+        assert block["degraded_reason"].startswith("timeout"), block
+        ready = http.get(f"{proxy.url}/_nirbridge/ready")
+        assert ready.status_code == 503 and ready.json()["cluster"]["ok"] is True
+        assert (
+            ready.json()["rerank"]["ok"] is False and "no worker answered" in ready.json()["rerank"]["detail"]
+        )
     finally:
         proxy.stop()
+
+
+def test_a_killed_worker_degrades_within_the_deadline(
+    small: dict[str, Any], celery_proxy: ServerThread, worker: WorkerProcess, http: httpx.Client
+) -> None:
+    """Runs last: it kills the module's worker while it computes a request, then asks again."""
+    query = small["queries"][4]
+    slow: dict[str, Any] = {}
+
+    def ask() -> None:  # 100 passages at 256 word pieces: seconds of work for the worker
+        try:
+            slow["block"] = _degraded_within(
+                http, celery_proxy, query, 2000, window=100, params={"max_length": 256}
+            )
+        except BaseException as error:  # noqa: BLE001 - raised again in the test's thread
+            slow["error"] = error
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    time.sleep(0.7)
+    worker.kill()
+    thread.join(timeout=30)
+    if "error" in slow:
+        raise slow["error"]
+    assert slow["block"]["degraded_reason"].startswith("timeout"), slow
+    block = _degraded_within(http, celery_proxy, query, 800)
+    assert block["degraded_reason"].startswith("timeout"), block
+    ready = http.get(f"{celery_proxy.url}/_nirbridge/ready")
+    assert ready.status_code == 503 and ready.json()["rerank"]["ok"] is False
 
 
 def test_serve_refuses_a_bad_url_and_a_taken_port() -> None:
@@ -338,81 +583,3 @@ def test_serve_refuses_a_bad_url_and_a_taken_port() -> None:
         port = str(taken.server_address[1])
         result = runner.invoke(cli_app, ["serve", "--url", "http://127.0.0.1:9", "--port", port])
     assert result.exit_code == 2 and "already in use" in result.stderr
-
-
-@dataclass
-class _Outcome:
-    scores: list[float] | None
-    degraded: bool = False
-    reason: str | None = None
-    worker: str | None = "in-test"
-    seconds: float = 0.0
-
-
-class _WordOverlap:
-    """A transparent stand-in for the cross-encoder until connector.rerank_client lands: the score of a
-    passage is how many distinct query words it contains, so the expected order is computed in the test."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, list[str]]] = []
-
-    async def arerank(self, query: str, passages: list[str], *args: Any) -> _Outcome:
-        self.calls.append((query, passages))
-        return _Outcome([float(_overlap(query, passage)) for passage in passages])
-
-
-def _overlap(query: str, passage: str) -> int:
-    words = set(passage.lower().split())
-    return sum(word in words for word in set(query.lower().split()))
-
-
-def _scored(query: str, hits: list[dict[str, Any]]) -> list[tuple[float, int, str]]:
-    """(overlap score, -first-stage rank, id) per hit: sorted descending, the order the proxy must give."""
-    return [
-        (float(_overlap(query, f"{h['_source']['title']} {h['_source']['text']}")), -rank, h["_id"])
-        for rank, h in enumerate(hits)
-    ]
-
-
-def test_rerank_orders_the_window_by_the_rerankers_scores_and_pages_inside_it(
-    small: dict[str, Any], http: httpx.Client
-) -> None:
-    reranker = _WordOverlap()
-    proxy = ServerThread(make_app(_settings(small["url"]), reranker=reranker))
-    query = small["queries"][1]
-    try:
-        first = _search(http, proxy, {"q": query, "mode": "bm25", "size": 30}).json()["hits"]["hits"]
-        scored = _scored(query, first)
-        expected = [doc for _, _, doc in sorted(scored, reverse=True)]
-        pages = []
-        for start in (0, 10, 20, 25):
-            body = {"q": query, "mode": "bm25", "size": 10, "from": start, "rerank": {"window": 30}}
-            answer = _search(http, proxy, body).json()
-            assert answer["nirbridge"]["reranked"] is True and answer["nirbridge"]["degraded"] is False
-            pages.append([(h["_id"], h["_score"]) for h in answer["hits"]["hits"]])
-        assert [d for page in pages[:3] for d, _ in page] == expected
-        assert [d for d, _ in pages[3]] == expected[25:30]  # from + size past the window: cut at the window
-        assert [s for page in pages[:3] for _, s in page] == sorted((s for s, _, _ in scored), reverse=True)
-        assert reranker.calls[-1][1][0].startswith(first[0]["_source"]["title"])  # title + text, in order
-
-        search_body = {
-            "query": {"match": {"text": query}},
-            "from": 10,
-            "size": 10,
-            "_source": ["title"],
-            "ext": {"rerank": {"window": 30, "fields": ["title", "text"]}},
-        }
-        plain = {"query": search_body["query"], "size": 30}
-        direct = http.post(f"{small['url']}/{INDEX}/_search", json=plain)
-        window = direct.json()["hits"]["hits"]
-        scored = _scored(query, window)
-        response = http.post(f"{proxy.url}/{INDEX}/_search", json=search_body)
-        assert response.status_code == 200, response.text
-        answer = response.json()
-        expected = [doc for _, _, doc in sorted(scored, reverse=True)]
-        assert [h["_id"] for h in answer["hits"]["hits"]] == expected[10:20]
-        assert all(set(h["_source"]) == {"title"} for h in answer["hits"]["hits"])
-        assert answer["hits"]["total"] == direct.json()["hits"]["total"]
-        assert answer["nirbridge"]["reranked"] is True and reranker.calls[-1][0] == query
-    finally:
-        proxy.stop()
