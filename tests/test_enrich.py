@@ -420,3 +420,15 @@ def test_no_worker_on_the_queue_is_exit_2(
         )
     finally:
         server.stop()
+
+
+def test_sliced_readers_enrich_every_document_once(
+    client: OpenSearch, engine: EngineProcess, scifact_slice, tmp_path: Path
+) -> None:
+    docs, _, _ = scifact_slice
+    _create(client, "sliced", docs[:30])
+    spec = _spec(sparse="splade-tiny")
+    report = _job(client, engine, "sliced", spec, tmp_path, slices=3, batch_size=4).run()
+    assert (report.processed, report.skipped, report.failed) == (30, 0, 0)
+    versions = _versions(client, "sliced", [d["_id"] for d in docs[:30]])
+    assert set(versions.values()) == {2}
