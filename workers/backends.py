@@ -59,6 +59,7 @@ __all__ = [
     "Graph",
     "Session",
     "open_session",
+    "bert_inputs",
     "choose_auto",
     "cuda_available",
     "run_sorted",
@@ -447,6 +448,15 @@ def choose_auto(graph: Graph, candidates: Sequence[str] = CPU_BACKENDS) -> str:
     tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
     os.replace(tmp, store)
     return chosen
+
+
+def bert_inputs(input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> dict[str, Any]:
+    """The keyword arguments of a Hugging Face BERT-style forward: token_type_ids only when the graph has them
+    (the wrappers every encoder exports take the same three inputs)."""
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    return kwargs
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, sort: bool = True) -> Iterator[np.ndarray]:

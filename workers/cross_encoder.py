@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_inputs, open_session, run_sorted
 from nirbridge.workers.errors import BadInputError, InputFailure
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -92,10 +92,7 @@ def score_module(path: Path) -> torch.nn.Module:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            logits = self.classifier(**kwargs).logits.float()
+            logits = self.classifier(**bert_inputs(input_ids, attention_mask, token_type_ids)).logits.float()
             return logits[:, :1] if self.labels == 1 else logits[:, 1:2] - logits[:, 0:1]
 
     return PairScore()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_inputs, open_session, run_sorted
 from nirbridge.workers.errors import check_texts
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -114,10 +114,8 @@ def pooled_module(path: Path, pooling: PoolingConfig) -> torch.nn.Module:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            hidden = self.encoder(**kwargs).last_hidden_state.float()
+            inputs = bert_inputs(input_ids, attention_mask, token_type_ids)
+            hidden = self.encoder(**inputs).last_hidden_state.float()
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             parts = []
             for mode in pooling.modes:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_inputs, open_session, run_sorted
 from nirbridge.workers.errors import check_texts
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -65,10 +65,7 @@ def splade_module(path: Path) -> torch.nn.Module:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor | None = None,
         ) -> torch.Tensor:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            logits = self.mlm(**kwargs).logits
+            logits = self.mlm(**bert_inputs(input_ids, attention_mask, token_type_ids)).logits
             masked = torch.relu(logits) * attention_mask.unsqueeze(-1).to(logits.dtype)
             return torch.log1p(masked.amax(dim=1).float())
 
