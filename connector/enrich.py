@@ -11,7 +11,8 @@ The steps, in order:
    does not (a `knn_vector` on an index created without `index.knn`, a field in another form), a new index
    `<name>-nir-<n>` is created, the documents are copied into it, enriched there, and the name is moved to it
    with one `_aliases` call at the end (`connector.migration`): readers use the old index until then.
-   `dry_run` stops after planning and reports what would change.
+   `dry_run` stops after planning and reports what would change. Documents written to the old index while
+   it is copied are not in the new one: pause writers, or re-run with `--query` on an update timestamp.
 3. The scan: point in time + `search_after` on `_id`, one reader thread per slice (`slices`), a few batches
    read ahead, so that reading hides behind the encoders. A document whose `nir_meta` has the same content
    hash and the same model fingerprints is skipped (not sent); the others go to the runner in batches of
