@@ -1,7 +1,9 @@
 """The proxy's reranking stage: cross-encoder pairs/s per backend and nDCG@10 of reranking (one JSON line).
 
     .venv/bin/python -m nirbridge.bench.proxy [--model DIR] [--queries 5] [--pairs 100] [--max-length 256]
-        [--dataset ../shared/data/nfcorpus]
+        [--dataset ../shared/data/nfcorpus] [--part all|cross-encoder|end-to-end]
+
+Each part prints one JSON line: ``"bench": "proxy.cross_encoder"`` (part 1), ``"proxy.end_to_end"`` (part 2).
 
 Part 1, the cross-encoder.  For the first ``--queries`` NFCorpus dev queries that have a relevant document
 in their BM25 top ``--pairs`` (bm25s, Lucene's BM25 with k1=1.2, b=0.75 over title + text, English stop words
@@ -39,6 +41,23 @@ The issue's goal (>= 4x the baseline within 0.005 nDCG) is not reached on this C
 fill the 256 word pieces, so length sorting saves little padding, and without VNNI ONNX Runtime's int8 MatMuls
 gain about 1.3x.  The nDCG deltas of a model this weak (below BM25) on 5 queries are noise-sized; rerun with
 a real cross-encoder (``--model``) and more ``--queries`` for quality.
+
+Part 2, the proxy end to end, every piece a real process on this machine (loopback only): the engine with
+NFCorpus loaded by ``nirbridge ingest`` (no enrichment: bm25 needs none), a redis-server, one
+``nirbridge worker --queues rerank`` (the cross-encoder: ``--model`` or the tests' one, backend
+``--rerank-backend``, ``auto`` by default) and ``nirbridge serve`` (its reranker built from the
+``NIRBRIDGE_*`` settings, deadline ``--deadline-ms``).  The client is this process (httpx).
+
+    rerank      ``POST /nfcorpus/_nirbridge/search`` bm25, size 10, ``rerank.window`` ``--window`` (100),
+                ``--e2e-queries`` NFCorpus dev queries one after another: p50/p95 of the client's wall time,
+                and the Celery round trip (``took_ms.rerank - took_ms.rerank_model``: the proxy's wait minus
+                the worker's own time) as a share of it
+    overhead    bm25 ``_search`` (multi_match over title and text, size 10), through the proxy and straight
+                to the engine, interleaved, ``--overhead-requests`` each: p50 of each and their difference
+                (goal: <= 2 ms)
+    throughput  ``--clients`` (8) concurrent httpx.AsyncClient loops, at most ``--throughput-requests``
+                requests or ``--throughput-seconds`` each run: the bm25 ``_search`` through the proxy and
+                direct, and the rerank request (how many came back reranked, how many degraded)
 """
 
 from __future__ import annotations
@@ -148,8 +167,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--configs", default=",".join(name for name, _, _ in CONFIGS))
+    parser.add_argument("--part", choices=("all", "cross-encoder", "end-to-end"), default="all")
+    parser.add_argument("--rerank-backend", default="auto")
+    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--deadline-ms", type=int, default=30_000)
+    parser.add_argument("--e2e-queries", type=int, default=20)
+    parser.add_argument("--overhead-requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--throughput-requests", type=int, default=400)
+    parser.add_argument("--throughput-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
+    if args.part in ("all", "cross-encoder"):
+        cross_encoder_part(args)
+    if args.part in ("all", "end-to-end"):
+        print(json.dumps(end_to_end(args, args.model or default_model())), flush=True)
+    return 0
 
+
+def cross_encoder_part(args: argparse.Namespace) -> None:
+    """Part 1: pairs/s and nDCG@10 per backend (one JSON line)."""
     import torch
 
     from nirbridge.workers.cross_encoder import CrossEncoder
@@ -235,8 +271,263 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": platform.processor() or platform.machine(),
         "python": sys.version.split()[0],
     }
-    print(json.dumps(line))
-    return 0
+    print(json.dumps(line), flush=True)
+
+
+# --- part 2: the proxy end to end -----------------------------------------------------------------------
+
+INDEX = "nfcorpus"
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=float)
+    return {
+        "p50": round(float(np.percentile(array, 50)), 2),
+        "p95": round(float(np.percentile(array, 95)), 2),
+        "n": len(values),
+    }
+
+
+def _wait_http(url: str, timeout: float, process: Any = None) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+            raise RuntimeError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.1)
+
+
+async def _load(
+    url: str, bodies: list[dict[str, Any]], clients: int, limit: int, seconds: float
+) -> dict[str, Any]:
+    """`clients` concurrent loops POSTing `bodies` in turn: at most `limit` requests, started within
+    `seconds`; requests/s over the wall time of the whole run, and the answers' nirbridge blocks."""
+    import asyncio
+
+    import httpx
+
+    started = time.perf_counter()
+    sent = 0
+    latencies: list[float] = []
+    blocks: list[dict[str, Any]] = []
+    errors = 0
+
+    async def loop(session: httpx.AsyncClient) -> None:
+        nonlocal sent, errors
+        while sent < limit and time.perf_counter() - started < seconds:
+            body = bodies[sent % len(bodies)]
+            sent += 1
+            clock = time.perf_counter()
+            response = await session.post(url, json=body)
+            latencies.append((time.perf_counter() - clock) * 1000)
+            if response.status_code != 200:
+                errors += 1
+                continue
+            block = response.json().get("nirbridge")
+            if block is not None:
+                blocks.append(block)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as session:
+        await asyncio.gather(*(loop(session) for _ in range(clients)))
+    wall = time.perf_counter() - started
+    done = len(latencies)
+    result: dict[str, Any] = {
+        "clients": clients,
+        "requests": done,
+        "errors": errors,
+        "seconds": round(wall, 2),
+        "requests_per_s": round(done / wall, 2),
+        "latency_ms": _percentiles(latencies),
+    }
+    if blocks:
+        result["reranked"] = sum(1 for b in blocks if b.get("reranked"))
+        result["degraded"] = sum(1 for b in blocks if b.get("degraded"))
+        result["no_hits"] = sum(1 for b in blocks if not b.get("reranked") and not b.get("degraded"))
+        reasons = sorted({str(b.get("degraded_reason")).split(":")[0] for b in blocks if b.get("degraded")})
+        result["degraded_reasons"] = reasons
+    return result
+
+
+def end_to_end(args: argparse.Namespace, model: Path) -> dict[str, Any]:
+    """Part 2 (see the module docstring): one JSON object."""
+    import subprocess
+    import tempfile
+
+    import httpx
+
+    from nirbridge.connector.engine_process import free_port, running_engine
+    from nirbridge.connector.local_services import RedisServer, WorkerProcess
+
+    _, _, queries, _ = load_nfcorpus(args.dataset)
+    texts = [queries[q] for q in sorted(queries)]
+    models_cache = Path(
+        os.environ.get("NIRBRIDGE_TEST_MODELS") or Path.home() / ".cache" / "nirbridge" / "test-models"
+    )
+    worker_env = {} if args.model else {"NIRBRIDGE_CACHE_DIR": str(models_cache / "cache")}  # its exports
+    with tempfile.TemporaryDirectory(prefix="nirbridge-bench-proxy-") as scratch_name:
+        scratch = Path(scratch_name)
+        with running_engine() as engine:
+            clock = time.perf_counter()
+            command = [sys.executable, "-m", "nirbridge", "ingest", "--index", INDEX]
+            command += ["--dataset", str(args.dataset), "--url", engine.url, "--json", "--no-progress"]
+            ingest = subprocess.run(command, capture_output=True, text=True, check=True)
+            ingest_s = time.perf_counter() - clock
+            ingested = json.loads(ingest.stdout.strip().splitlines()[-1])
+            httpx.post(f"{engine.url}/{INDEX}/_refresh")
+            redis = RedisServer(scratch / "redis")
+            worker = proxy = None
+            try:
+                worker = WorkerProcess(
+                    redis.url(0), redis.url(1), scratch / "worker", queues="rerank", env=worker_env
+                )
+                port = free_port()
+                env = {
+                    **os.environ,
+                    "NIRBRIDGE_BROKER_URL": redis.url(0),
+                    "NIRBRIDGE_RESULT_BACKEND": redis.url(1),
+                    "NIRBRIDGE_PROXY_RERANK_MODEL": str(model),
+                    "NIRBRIDGE_PROXY_RERANK_BACKEND": args.rerank_backend,
+                    "NIRBRIDGE_PROXY_RERANK_DEADLINE_MS": str(args.deadline_ms),
+                    "NIRBRIDGE_PROXY_RERANK_IN_PROCESS": "false",
+                }
+                command = [sys.executable, "-m", "nirbridge", "serve", "--url", engine.url]
+                command += ["--port", str(port), "--log-level", "warning"]
+                proxy = subprocess.Popen(
+                    command, env=env, stdout=(scratch / "proxy.log").open("wb"), stderr=subprocess.STDOUT
+                )
+                base = f"http://127.0.0.1:{port}"
+                _wait_http(f"{base}/_nirbridge/health", 60, proxy)
+                result = _measure(args, base, engine.url, texts, worker)
+            finally:
+                if proxy is not None and proxy.poll() is None:
+                    proxy.terminate()
+                    proxy.wait(timeout=15)
+                if worker is not None:
+                    worker.stop()
+                redis.stop()
+    return {
+        "bench": "proxy.end_to_end",
+        "model": str(model),
+        "rerank_backend_asked": args.rerank_backend,
+        "dataset": args.dataset.name,
+        "documents": ingested.get("indexed", ingested),
+        "ingest_s": round(ingest_s, 2),
+        **result,
+        "goals": {
+            "rerank_p50_ms": 600,
+            "proxy_overhead_p50_ms": 2.0,
+        },
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+
+
+def _measure(
+    args: argparse.Namespace, base: str, engine_url: str, texts: list[str], worker: Any
+) -> dict[str, Any]:
+    """The three measurements of part 2 against a running proxy (`base`) and engine."""
+    import asyncio
+
+    import httpx
+
+    chosen = texts[: args.e2e_queries]
+    search_url = f"{base}/{INDEX}/_nirbridge/search"
+
+    def rerank_body(text: str) -> dict[str, Any]:
+        return {"q": text, "mode": "bm25", "size": 10, "rerank": {"window": args.window}}
+
+    with httpx.Client(timeout=120) as http:
+        # warm: the worker's first rerank loads the model (degraded until it has it)
+        clock = time.perf_counter()
+        while True:
+            block = http.post(search_url, json=rerank_body(chosen[0])).json()["nirbridge"]
+            if block["reranked"]:
+                break
+            failed = str(block.get("degraded_reason")).startswith(("failed", "bad input"))
+            if failed or time.perf_counter() - clock > 300 or worker.process.poll() is not None:
+                raise RuntimeError(f"the worker never reranked: {block}\n{worker.output()}")
+        warm_s = time.perf_counter() - clock
+        ready = http.get(f"{base}/_nirbridge/ready").json()
+
+        walls, stages, round_trips, shares = [], [], [], []
+        degraded: list[str] = []
+        no_hits = 0
+        backends: set[str] = set()
+        for text in chosen:
+            clock = time.perf_counter()
+            answer = http.post(search_url, json=rerank_body(text)).json()
+            wall = (time.perf_counter() - clock) * 1000
+            block = answer["nirbridge"]
+            if block["degraded"]:
+                degraded.append(str(block["degraded_reason"]))
+            if not block["reranked"]:
+                no_hits += not block["degraded"]  # nothing matched: nothing to rerank
+                continue
+            backends.add(str(block.get("rerank_backend")))
+            took = block["took_ms"]
+            walls.append(wall)
+            stages.append(took)
+            trip = took["rerank"] - took["rerank_model"]
+            round_trips.append(trip)
+            shares.append(trip / wall)
+        rerank = {
+            "window": args.window,
+            "deadline_ms": args.deadline_ms,
+            "queries": len(chosen),
+            "degraded": len(degraded),
+            "degraded_reasons": sorted({reason.split(":")[0] for reason in degraded}),
+            "no_hits": no_hits,
+            "wall_ms": _percentiles(walls),
+            "first_stage_ms": _percentiles([t["first_stage"] for t in stages]),
+            "rerank_wait_ms": _percentiles([t["rerank"] for t in stages]),
+            "worker_model_ms": _percentiles([t["rerank_model"] for t in stages]),
+            "celery_round_trip_ms": _percentiles(round_trips),
+            "celery_share_p50": round(float(np.median(shares)), 4) if shares else None,
+            "worker_warm_s": round(warm_s, 2),
+            "worker": ready.get("rerank"),
+            "worker_backend": sorted(backends),
+        }
+
+        def bm25_body(text: str) -> dict[str, Any]:
+            return {"size": 10, "query": {"multi_match": {"query": text, "fields": ["title", "text"]}}}
+
+        many = [bm25_body(t) for t in texts[:200]]
+        via, direct = [], []
+        for target in (f"{base}/{INDEX}/_search", f"{engine_url}/{INDEX}/_search"):
+            for body in many[:20]:  # warm both paths (connections, caches)
+                http.post(target, json=body)
+        for i in range(args.overhead_requests):
+            body = many[i % len(many)]
+            pair = [(f"{base}/{INDEX}/_search", via), (f"{engine_url}/{INDEX}/_search", direct)]
+            for target, into in pair if i % 2 == 0 else pair[::-1]:
+                clock = time.perf_counter()
+                response = http.post(target, json=body)
+                into.append((time.perf_counter() - clock) * 1000)
+                assert response.status_code == 200, response.text
+        overhead = {
+            "requests_each": args.overhead_requests,
+            "proxy_ms": _percentiles(via),
+            "direct_ms": _percentiles(direct),
+            "p50_overhead_ms": round(float(np.median(via) - np.median(direct)), 3),
+        }
+
+    bounds = (args.clients, args.throughput_requests, args.throughput_seconds)
+    throughput = {
+        "bm25_search_proxy": asyncio.run(_load(f"{base}/{INDEX}/_search", many, *bounds)),
+        "bm25_search_direct": asyncio.run(_load(f"{engine_url}/{INDEX}/_search", many, *bounds)),
+        "rerank_proxy": asyncio.run(
+            _load(search_url, [rerank_body(t) for t in chosen], args.clients, 4 * args.clients, 30.0)
+        ),
+    }
+    return {"rerank": rerank, "overhead": overhead, "throughput": throughput}
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ class RerankReport:
     worker: str | None = None
     seconds: float = 0.0
     model_seconds: float | None = None  # the cross-encoder's own time (worker or in-process)
+    backend: str | None = None  # the backend the cross-encoder ran on (onnx-int8, torch-fp32, ...)
 
 
 def passage_of(source: Mapping[str, Any] | None, fields: Sequence[str]) -> str:
@@ -184,6 +185,7 @@ async def rerank_hits(
     model_seconds = getattr(outcome, "seconds", None)
     if isinstance(model_seconds, int | float) and not getattr(outcome, "degraded", True):
         report.model_seconds = float(model_seconds)
+        report.backend = getattr(outcome, "backend", None)
     if failure is not None or getattr(outcome, "degraded", True) or scores is None:
         report.degraded = True
         report.reason = failure or getattr(outcome, "reason", None) or "the reranker gave no scores"

@@ -241,4 +241,6 @@ def nirbridge_block(mode: str, report: RerankReport, took_ms: Mapping[str, float
     }
     if report.worker:
         block["rerank_worker"] = report.worker
+    if report.backend:
+        block["rerank_backend"] = report.backend
     return block

@@ -381,6 +381,7 @@ def test_rerank_orders_the_window_by_the_cross_encoder_and_pages_inside_it(
         block = answer["nirbridge"]
         assert block["reranked"] is True and block["degraded"] is False, block
         assert block["rerank_worker"] == "local" and block["took_ms"]["rerank_model"] > 0
+        assert block["rerank_backend"] == RERANK_BACKEND
         return list(answer["hits"]["hits"])
 
     whole = page(0, WINDOW)
