@@ -56,13 +56,9 @@ TEXTS = [
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh export cache for this module (ONNX exports and backend measurements)."""
     path = tmp_path_factory.mktemp("nirbridge-cache")
-    old = os.environ.get("NIRBRIDGE_CACHE_DIR")
-    os.environ["NIRBRIDGE_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("NIRBRIDGE_CACHE_DIR", None)
-    else:
-        os.environ["NIRBRIDGE_CACHE_DIR"] = old
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NIRBRIDGE_CACHE_DIR", str(path))
+        yield path
 
 
 try:

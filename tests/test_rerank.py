@@ -9,7 +9,6 @@ SciFact).  References are independent of ``workers.cross_encoder``: Hugging Face
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import Iterator
@@ -37,13 +36,9 @@ SLACK = 0.25  # seconds a degraded answer may come after its deadline (thread ha
 def export_cache() -> Iterator[Path]:
     """ONNX exports of the tests' model beside it (its folder is kept between sessions; see the fixture)."""
     path = models_dir() / "cache"
-    old = os.environ.get("NIRBRIDGE_CACHE_DIR")
-    os.environ["NIRBRIDGE_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("NIRBRIDGE_CACHE_DIR", None)
-    else:
-        os.environ["NIRBRIDGE_CACHE_DIR"] = old
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NIRBRIDGE_CACHE_DIR", str(path))
+        yield path
 
 
 @pytest.fixture(scope="module")
