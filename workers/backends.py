@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +193,9 @@ def _export_fp32(graph: Graph, folder: Path) -> Path:
         dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in graph.input_names)
         axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "length"} for n in graph.input_names}
         axes["rows"] = {0: "batch"}
-        with torch.inference_mode():
+        # the tracer warns about constants in the attention-mask helpers: true and harmless for a fixed graph
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 module,
                 dummy,
@@ -274,14 +278,22 @@ def _quantised(graph: Graph, folder: Path) -> Path:
                 "op_types_to_quantize": ["MatMul", "Attention"],
             }
         )
-        quantize_dynamic(
-            str(source),
-            str(tmp),
-            per_channel=True,
-            nodes_to_exclude=keep,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-            **recipe,
-        )
+        # quantize_dynamic warns on the root logger that a "pre-processing" step could help: that step is
+        # shape inference, which the fused graph's contrib ops do not allow; the warning only confuses users
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.ERROR))
+        try:
+            quantize_dynamic(
+                str(source),
+                str(tmp),
+                per_channel=True,
+                nodes_to_exclude=keep,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                **recipe,
+            )
+        finally:
+            root.setLevel(level)
 
     name = "model-int8.onnx" if graph.int8 == "u8u8" else f"model-int8-{graph.int8}.onnx"
     return _atomic(folder / name, write)
