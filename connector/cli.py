@@ -428,6 +428,12 @@ def enrich(
         Path | None,
         typer.Option("--checkpoint", help="Checkpoint file (default .nirbridge/enrich-INDEX.json)."),
     ] = None,
+    max_docs_per_s: Annotated[
+        float | None,
+        typer.Option(
+            "--max-docs-per-s", min=0.001, help="Ceiling on documents written per second (live clusters)."
+        ),
+    ] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing checkpoint.")] = False,
     dry_run: Annotated[
         bool,
@@ -470,6 +476,7 @@ def enrich(
             slices=slices,
             restart=restart,
             dry_run=dry_run,
+            max_docs_per_s=max_docs_per_s,
         )
     )
     show = sys.stderr.isatty() if progress is None else progress

@@ -19,7 +19,10 @@ The steps, in order:
    `batch_size` (`--query` narrows the scan for incremental runs).
 4. Each enriched batch is written with `_bulk` partial updates (`connector.writer`: back-off on 429/5xx, 4xx
    reported, not retried), `nir_meta` set by `content.meta_update`, and then the checkpoint is saved: the
-   slice's `search_after` position, the counters and the failed ids with their reasons.
+   slice's `search_after` position, the counters and the failed ids with their reasons. With
+   `max_docs_per_s` the job sleeps between batches to stay under that rate (a live cluster's share).
+
+Pausing is stopping (Ctrl-C, `kill`, even `kill -9`); resuming is running the same command again.
 
 A job killed at any point (`kill -9`) resumes from its checkpoint: the index is refreshed first, so documents
 written after the last save are seen as enriched and skipped; every document is enriched once. The checkpoint
@@ -81,12 +84,15 @@ class EnrichOptions:
     dry_run: bool = False
     chunk_docs: int = 500
     max_retries: int = 5
+    max_docs_per_s: float | None = None  # a ceiling on documents written per second (a live cluster's share)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "slices", "page_size", "chunk_docs"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UsageError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_docs_per_s is not None and not self.max_docs_per_s > 0:
+            raise UsageError(f"max_docs_per_s must be positive, got {self.max_docs_per_s!r}")
         if self.query is not None and not isinstance(self.query, dict):
             raise UsageError(f"the query must be a JSON object, got {type(self.query).__name__}")
 
@@ -379,6 +385,16 @@ class EnrichJob:
                 failures.append((item.id, f"write failed ({item.status} {item.error_type}): {item.reason}"))
         return written, failures
 
+    def _throttle(self, report: EnrichReport, done_before: int, started: float) -> None:
+        """Sleep until this run's written documents per second are back under `max_docs_per_s`."""
+        ceiling = self.options.max_docs_per_s
+        if ceiling is None:
+            return
+        done = report.processed + report.failed - done_before
+        ahead = done / ceiling - (time.perf_counter() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
     # --- the run --------------------------------------------------------------------------------------------
 
     def run(self, progress: Callable[[EnrichReport, int], None] | None = None) -> EnrichReport:
@@ -427,6 +443,7 @@ class EnrichJob:
         pending = [s for s in range(options.slices) if not checkpoint.is_finished(s)]
         started = time.perf_counter()
         scanned = report.scanned_before = checkpoint.processed + checkpoint.skipped + checkpoint.failed
+        done_before = checkpoint.processed + checkpoint.failed
         if pending:
             readers = _SliceReaders(lambda s: self._batches(target, fingerprints, checkpoint, s), pending)
             sent: deque[_Batch] = deque()
@@ -456,6 +473,7 @@ class EnrichJob:
                     report.seconds = time.perf_counter() - started
                     if progress is not None:
                         progress(report, scanned)
+                    self._throttle(report, done_before, started)
             finally:
                 readers.close()
         report.seconds = time.perf_counter() - started

@@ -432,3 +432,16 @@ def test_sliced_readers_enrich_every_document_once(
     assert (report.processed, report.skipped, report.failed) == (30, 0, 0)
     versions = _versions(client, "sliced", [d["_id"] for d in docs[:30]])
     assert set(versions.values()) == {2}
+
+
+def test_a_ceiling_on_docs_per_second_holds(
+    client: OpenSearch, engine: EngineProcess, scifact_slice, tmp_path: Path
+) -> None:
+    docs, _, _ = scifact_slice
+    _create(client, "throttled", docs[:24])
+    job = _job(
+        client, engine, "throttled", _spec(sparse="splade-tiny"), tmp_path, batch_size=4, max_docs_per_s=8
+    )
+    report = job.run()
+    assert report.processed == 24
+    assert report.seconds >= 24 / 8 - 0.1  # the last batch ends when 24 documents at 8/s are due
