@@ -539,6 +539,9 @@ app.command("eval")(eval_command)
 from .serve_cli import serve_command  # noqa: E402 - the search proxy (connector.proxy)
 
 app.command("serve")(serve_command)
+from .status_cli import status_command  # noqa: E402 - cluster, indices, broker and workers at a glance
+
+app.command("status")(status_command)
 
 
 def main() -> None:
