@@ -61,7 +61,7 @@ __all__ = [
     "Graph",
     "Session",
     "open_session",
-    "bert_inputs",
+    "bert_graph",
     "choose_auto",
     "cuda_available",
     "run_sorted",
@@ -462,13 +462,23 @@ def choose_auto(graph: Graph, candidates: Sequence[str] = CPU_BACKENDS) -> str:
     return chosen
 
 
-def bert_inputs(input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> dict[str, Any]:
-    """The keyword arguments of a Hugging Face BERT-style forward: token_type_ids only when the graph has them
-    (the wrappers every encoder exports take the same three inputs)."""
-    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if token_type_ids is not None:
-        kwargs["token_type_ids"] = token_type_ids
-    return kwargs
+def bert_graph(model: Any, head: Callable[[Any, Any], Any]) -> Any:
+    """The torch module every encoder exports: a Hugging Face BERT-style `model` with `head(output,
+    attention_mask)` on top. Inputs input_ids, attention_mask and, when the graph has them, token_type_ids."""
+    torch = _import_torch()
+
+    class BertGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = token_type_ids
+            return head(self.model(**inputs), attention_mask)
+
+    return BertGraph()
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, sort: bool = True) -> Iterator[np.ndarray]:

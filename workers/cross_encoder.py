@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, bert_inputs, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_graph, open_session, run_sorted
 from nirbridge.workers.errors import BadInputError, InputFailure
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -72,30 +72,18 @@ _MAX_PIECE_CHARS = 100  # BERT's WordPiece turns a longer word into one [UNK]
 def score_module(path: Path) -> torch.nn.Module:
     """The sequence classifier with its score head: ``[batch, 1]`` float, the logit (1 label) or the
     log-odds ``z_1 - z_0`` (2 labels); see the module docstring."""
-    import torch
     from transformers import AutoModelForSequenceClassification
 
-    class PairScore(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.classifier = AutoModelForSequenceClassification.from_pretrained(
-                str(path), local_files_only=True
-            )
-            labels = int(self.classifier.config.num_labels)
-            if labels not in (1, 2):
-                raise ValueError(f"{path}: a cross-encoder has 1 or 2 labels, this one has {labels}")
-            self.labels = labels
+    classifier = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+    labels = int(classifier.config.num_labels)
+    if labels not in (1, 2):
+        raise ValueError(f"{path}: a cross-encoder has 1 or 2 labels, this one has {labels}")
 
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            logits = self.classifier(**bert_inputs(input_ids, attention_mask, token_type_ids)).logits.float()
-            return logits[:, :1] if self.labels == 1 else logits[:, 1:2] - logits[:, 0:1]
+    def score(output: Any, _attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = output.logits.float()
+        return logits[:, :1] if labels == 1 else logits[:, 1:2] - logits[:, 0:1]
 
-    return PairScore()
+    return bert_graph(classifier, score)
 
 
 def scores_agree(rows: np.ndarray, reference: np.ndarray) -> bool:

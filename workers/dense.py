@@ -27,11 +27,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, bert_inputs, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_graph, open_session, run_sorted
 from nirbridge.workers.errors import check_texts
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -101,38 +101,26 @@ def pooled_module(path: Path, pooling: PoolingConfig) -> torch.nn.Module:
     import torch
     from transformers import AutoModel
 
-    class PooledEncoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = AutoModel.from_pretrained(
-                str(path / pooling.transformer_dir), local_files_only=True
-            )
+    def pool(output: Any, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = output.last_hidden_state.float()
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        parts = []
+        for mode in pooling.modes:
+            if mode == "cls":
+                parts.append(hidden[:, 0])
+            elif mode == "max":
+                parts.append(torch.where(mask > 0, hidden, torch.full_like(hidden, -1e9)).amax(dim=1))
+            else:
+                total = (hidden * mask).sum(dim=1)
+                count = mask.sum(dim=1)
+                parts.append(total / count.clamp(min=1e-9) if mode == "mean" else total / count.sqrt())
+        vector = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        if pooling.normalize:
+            vector = torch.nn.functional.normalize(vector, p=2, dim=1)
+        return vector
 
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            inputs = bert_inputs(input_ids, attention_mask, token_type_ids)
-            hidden = self.encoder(**inputs).last_hidden_state.float()
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            parts = []
-            for mode in pooling.modes:
-                if mode == "cls":
-                    parts.append(hidden[:, 0])
-                elif mode == "max":
-                    parts.append(torch.where(mask > 0, hidden, torch.full_like(hidden, -1e9)).amax(dim=1))
-                else:
-                    total = (hidden * mask).sum(dim=1)
-                    count = mask.sum(dim=1)
-                    parts.append(total / count.clamp(min=1e-9) if mode == "mean" else total / count.sqrt())
-            vector = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            if pooling.normalize:
-                vector = torch.nn.functional.normalize(vector, p=2, dim=1)
-            return vector
-
-    return PooledEncoder()
+    encoder = AutoModel.from_pretrained(str(path / pooling.transformer_dir), local_files_only=True)
+    return bert_graph(encoder, pool)
 
 
 class DenseEncoder:

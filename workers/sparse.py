@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, bert_inputs, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_graph, open_session, run_sorted
 from nirbridge.workers.errors import check_texts
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -54,22 +54,12 @@ def splade_module(path: Path) -> torch.nn.Module:
     import torch
     from transformers import AutoModelForMaskedLM
 
-    class SpladeMaxPool(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.mlm = AutoModelForMaskedLM.from_pretrained(str(path), local_files_only=True)
+    def max_pool(output: Any, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits = output.logits
+        masked = torch.relu(logits) * attention_mask.unsqueeze(-1).to(logits.dtype)
+        return torch.log1p(masked.amax(dim=1).float())
 
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> torch.Tensor:
-            logits = self.mlm(**bert_inputs(input_ids, attention_mask, token_type_ids)).logits
-            masked = torch.relu(logits) * attention_mask.unsqueeze(-1).to(logits.dtype)
-            return torch.log1p(masked.amax(dim=1).float())
-
-    return SpladeMaxPool()
+    return bert_graph(AutoModelForMaskedLM.from_pretrained(str(path), local_files_only=True), max_pool)
 
 
 def prune(row: np.ndarray, top_k: int | None, threshold: float) -> np.ndarray:
