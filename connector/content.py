@@ -14,50 +14,19 @@ text and must not make a later run skip that kind.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from nirbridge.documents import content_hash, value_at
 
 __all__ = ["DEFAULT_META_FIELD", "content_hash", "meta_update", "needs_enrichment", "source_fields"]
 
 DEFAULT_META_FIELD = "nir_meta"
-HASH_PREFIX = "sha256:"
-
-
-def _value_at(source: Mapping[str, Any], path: str) -> Any:
-    """A field's value by name, or by dotted path through objects (None when absent)."""
-    if path in source:
-        return source[path]
-    value: Any = source
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def content_hash(source: Mapping[str, Any] | None, fields: Sequence[str]) -> str:
-    """`sha256:<hex>` of the named fields' values, in the order given (the order encoders read them).
-
-    Stable across runs, processes and key order of the source: the input is the canonical JSON of
-    `[[field, value], ...]` (sorted keys inside values); a missing field hashes as null, which differs
-    from "".
-    """
-    if not fields:
-        raise ValueError("content_hash needs at least one field name")
-    pairs = [[name, _value_at(source or {}, name)] for name in fields]
-    try:
-        canonical = orjson.dumps(pairs, option=orjson.OPT_SORT_KEYS)
-    except TypeError as exc:
-        raise ValueError(f"content_hash: a field value is not JSON: {exc}") from exc
-    return HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
 
 
 def _meta_of(hit: Mapping[str, Any], meta_field: str) -> Mapping[str, Any] | None:
-    meta = _value_at(hit.get("_source") or {}, meta_field)
+    meta = value_at(hit.get("_source") or {}, meta_field)
     return meta if isinstance(meta, Mapping) else None
 
 

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from nirbridge.documents import content_hash, value_at
 
 __all__ = [
     "DocResult",
@@ -184,23 +184,11 @@ class DocResult:
 # --- the text of a document ---------------------------------------------------------------------------------
 
 
-def _value_at(source: Mapping[str, Any], path: str) -> Any:
-    """A field's value by name, or by dotted path through objects (None when absent)."""
-    if path in source:
-        return source[path]
-    value: Any = source
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
     """The text the encoders read: the fields' values joined by a space. ValueError names a bad field."""
     parts: list[str] = []
     for name in fields:
-        value = _value_at(source, name)
+        value = value_at(source, name)
         if value is None:
             continue
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
@@ -214,18 +202,6 @@ def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
             f"no text: field{'s' if len(fields) > 1 else ''} {', '.join(fields)} missing or empty"
         )
     return " ".join(parts)
-
-
-def content_hash(source: Mapping[str, Any], fields: Sequence[str]) -> str:
-    """`sha256:<hex>` of the canonical JSON of `[[field, value], ...]` (keys sorted inside values), in order.
-
-    The same definition as `connector.content.content_hash`, which decides on it whether a re-run skips a
-    document (workers never import the connector; a test holds the two equal).
-    """
-    canonical = orjson.dumps(
-        [[name, _value_at(source, name)] for name in fields], option=orjson.OPT_SORT_KEYS
-    )
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 # --- encoders, loaded once per process ----------------------------------------------------------------------
