@@ -37,7 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,11 @@ class EnrichReport:
     dry_run: bool = False
     models: dict[str, str] = field(default_factory=dict)
 
+    def count_from(self, checkpoint: Checkpoint) -> None:
+        """Take the counters and the failures the checkpoint holds (this run's and earlier attempts')."""
+        self.processed, self.skipped = checkpoint.processed, checkpoint.skipped
+        self.failed, self.failures = checkpoint.failed, list(checkpoint.failures)
+
     @property
     def docs_per_s(self) -> float:
         """Documents enriched (written or failed) per second of this run."""
@@ -165,15 +170,8 @@ class _Batch:
 
 
 def _field_names(spec: EnrichmentSpec) -> EnrichedFields:
-    names = spec.field_names
-    return EnrichedFields(
-        sparse=names.sparse,
-        terms=names.terms,
-        expansion=names.expansion,
-        dense=names.dense,
-        meta=names.meta,
-        terms_text=names.terms_text,
-    )
+    """The spec's field names as the schema's type (workers.pipeline.FieldNames has the same fields)."""
+    return EnrichedFields(**asdict(spec.field_names))
 
 
 def wanted_mapping(
@@ -197,8 +195,7 @@ def wanted_mapping(
 
 def spec_digest(spec: EnrichmentSpec, fingerprints: Mapping[str, str]) -> str:
     """What a checkpoint belongs to: the fields read, the names written and the models' fingerprints."""
-    names = _field_names(spec)
-    value = {"fields": list(spec.fields), "names": names.__dict__, "models": dict(fingerprints)}
+    value = {"fields": list(spec.fields), "names": asdict(spec.field_names), "models": dict(fingerprints)}
     return "sha256:" + hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -278,6 +275,12 @@ class EnrichJob:
         body = {"query": self.options.query} if self.options.query else None
         try:
             return int(self.client.count(index=index, body=body)["count"])
+        except TransportError as exc:
+            raise cluster_error(exc, self.url, index) from exc
+
+    def _refresh(self, index: str) -> None:
+        try:
+            self.client.indices.refresh(index=index)
         except TransportError as exc:
             raise cluster_error(exc, self.url, index) from exc
 
@@ -431,14 +434,9 @@ class EnrichJob:
         else:
             target = apply(self.client, plan)
         report.target = target
-        try:
-            # what was written before a kill must be visible to the skip test (and to the count)
-            self.client.indices.refresh(index=target)
-        except TransportError as exc:
-            raise cluster_error(exc, self.url, target) from exc
+        self._refresh(target)  # what was written before a kill must be visible to the skip test and the count
         report.to_scan = self._count(target)
-        report.processed, report.skipped = checkpoint.processed, checkpoint.skipped
-        report.failed, report.failures = checkpoint.failed, list(checkpoint.failures)
+        report.count_from(checkpoint)
 
         pending = [s for s in range(options.slices) if not checkpoint.is_finished(s)]
         started = time.perf_counter()
@@ -468,8 +466,7 @@ class EnrichJob:
                         checkpoint.finish_slice(batch.slice_id)
                     checkpoint.save(options.checkpoint)
                     scanned += batch.scanned
-                    report.processed, report.skipped = checkpoint.processed, checkpoint.skipped
-                    report.failed, report.failures = checkpoint.failed, list(checkpoint.failures)
+                    report.count_from(checkpoint)
                     report.seconds = time.perf_counter() - started
                     if progress is not None:
                         progress(report, scanned)
@@ -481,9 +478,6 @@ class EnrichJob:
         if plan.needs_new_index and target != plan.concrete:
             swap_alias(self.client, options.index, target)
             report.swapped_from = plan.concrete
-        try:
-            self.client.indices.refresh(index=target)
-        except TransportError as exc:
-            raise cluster_error(exc, self.url, target) from exc
+        self._refresh(target)
         Path(options.checkpoint).unlink(missing_ok=True)  # complete: the next run starts over (and skips)
         return report

@@ -406,12 +406,13 @@ def run_enrichment(spec: EnrichmentSpec, docs: Sequence[Mapping[str, Any]]) -> l
                         updates[i][names.sparse] = _sparse_value(value)
             elif kind == "terms":
                 values, failures = _encode_each(encoder.weights, texts, kind)
+                scale = encoder.pseudo_text_scale
+                to_text = _import("term_weights", "pseudo_text", kind) if scale is not None else None
                 for i, value in enumerate(values):
                     if i not in failures:
                         updates[i][names.terms] = _sparse_value(value)
-                        if encoder.pseudo_text_scale is not None:
-                            to_text = _import("term_weights", "pseudo_text", kind)
-                            updates[i][names.terms_text] = to_text(value, encoder.pseudo_text_scale)
+                        if to_text is not None:
+                            updates[i][names.terms_text] = to_text(value, scale)
             elif kind == "doc2query":
                 values, failures = _encode_each(encoder.expand, texts, kind)
                 for i, value in enumerate(values):
