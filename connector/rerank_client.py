@@ -89,18 +89,28 @@ class _Base:
     def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
         raise NotImplementedError
 
-    def _prepare(
-        self, passages: Sequence[Any], deadline: float | None, started: float
-    ) -> tuple[float, RerankOutcome | None]:
+    def _start(
+        self,
+        query: str,
+        passages: Sequence[Any],
+        model: str,
+        backend: str,
+        params: dict[str, Any] | None,
+        deadline: float | None,
+    ) -> tuple[float, float, RerankOutcome | concurrent.futures.Future[RerankOutcome]]:
+        """(started, limit in seconds, an outcome known at once or the work submitted to the pool)."""
+        started = time.monotonic()
         limit = self.deadline_s if deadline is None else float(deadline) - started
         problem = _check_passages(passages)
         if problem is not None:
-            return limit, _degraded(f"bad input: {problem}", started)
+            return started, limit, _degraded(f"bad input: {problem}", started)
         if not passages:
-            return limit, RerankOutcome([], False, None, elapsed=time.monotonic() - started)
+            return started, limit, RerankOutcome([], False, None, elapsed=time.monotonic() - started)
         if limit <= 0:
-            return limit, _degraded("timeout: the deadline had passed before the rerank started", started)
-        return limit, None
+            late = _degraded("timeout: the deadline had passed before the rerank started", started)
+            return started, limit, late
+        job = _Job(query, list(passages), model, backend, dict(params or {}))
+        return started, limit, self._pool.submit(self._work, job, limit, started)
 
     def rerank(
         self,
@@ -114,14 +124,11 @@ class _Base:
         """Scores of ``passages`` for ``query`` by ``deadline`` (a ``time.monotonic()`` instant; None: in
         ``deadline_s`` seconds), or a degraded outcome; blocks the calling thread, never raises for a backend
         problem."""
-        started = time.monotonic()
-        limit, early = self._prepare(passages, deadline, started)
-        if early is not None:
-            return early
-        job = _Job(query, list(passages), model, backend, dict(params or {}))
-        future = self._pool.submit(self._work, job, limit, started)
+        started, limit, work = self._start(query, passages, model, backend, params, deadline)
+        if isinstance(work, RerankOutcome):
+            return work
         try:
-            return future.result(timeout=max(0.0, started + limit - time.monotonic()))
+            return work.result(timeout=max(0.0, started + limit - time.monotonic()))
         except concurrent.futures.TimeoutError:
             return _degraded(f"timeout: no answer within {limit:.3g} s", started)
 
@@ -136,15 +143,12 @@ class _Base:
     ) -> RerankOutcome:
         """``rerank`` for an asyncio event loop: the event loop is never blocked; same outcome, same
         deadline."""
-        started = time.monotonic()
-        limit, early = self._prepare(passages, deadline, started)
-        if early is not None:
-            return early
-        job = _Job(query, list(passages), model, backend, dict(params or {}))
-        future = self._pool.submit(self._work, job, limit, started)
+        started, limit, work = self._start(query, passages, model, backend, params, deadline)
+        if isinstance(work, RerankOutcome):
+            return work
         try:
             return await asyncio.wait_for(
-                asyncio.wrap_future(future), timeout=max(0.0, started + limit - time.monotonic())
+                asyncio.wrap_future(work), timeout=max(0.0, started + limit - time.monotonic())
             )
         except TimeoutError:
             return _degraded(f"timeout: no answer within {limit:.3g} s", started)
