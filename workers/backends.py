@@ -62,6 +62,7 @@ __all__ = [
     "Session",
     "open_session",
     "bert_graph",
+    "graph_inputs",
     "choose_auto",
     "cuda_available",
     "run_sorted",
@@ -460,6 +461,13 @@ def choose_auto(graph: Graph, candidates: Sequence[str] = CPU_BACKENDS) -> str:
     tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
     os.replace(tmp, store)
     return chosen
+
+
+def graph_inputs(tokenizer: Any) -> tuple[str, ...]:
+    """The inputs a BERT-style graph takes, as its tokenizer makes them (token_type_ids only if it does)."""
+    return tuple(
+        n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names
+    )
 
 
 def bert_graph(model: Any, head: Callable[[Any, Any], Any]) -> Any:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, bert_graph, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_graph, graph_inputs, open_session, run_sorted
 from nirbridge.workers.errors import BadInputError, InputFailure
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -169,11 +169,7 @@ class CrossEncoder:
         self.passage_words, self.stride, self.max_windows = passage_words, stride, max_windows
         config = json.loads((self.path / "config.json").read_text())
         self.num_labels = int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
-        names = tuple(
-            n
-            for n in ("input_ids", "attention_mask", "token_type_ids")
-            if n in self.tokenizer.model_input_names
-        )
+        names = graph_inputs(self.tokenizer)
         head = "xenc-logit" if self.num_labels == 1 else "xenc-logodds"
         # int8 recipe: on a first test model u8u8 scores were within 0.18 (mean 0.065) of onnx-fp32's over 48
         # SciFact pairs at 256 word pieces, u8s8-7bit (the dense encoder's) within 0.36 (mean 0.21), the

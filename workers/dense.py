@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, bert_graph, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_graph, graph_inputs, open_session, run_sorted
 from nirbridge.workers.errors import check_texts
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -146,11 +146,7 @@ class DenseEncoder:
         if self.max_length < 3:
             raise ValueError(f"max_length must be >= 3, got {self.max_length}")
         self.batch_size = batch_size
-        names = tuple(
-            n
-            for n in ("input_ids", "attention_mask", "token_type_ids")
-            if n in self.tokenizer.model_input_names
-        )
+        names = graph_inputs(self.tokenizer)
         pooling = self.pooling
         self.graph = Graph(
             self.path, pooling.name, lambda p: pooled_module(p, pooling), names, int8="u8s8-7bit"

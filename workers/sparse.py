@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nirbridge.workers.backends import Backend, Graph, bert_graph, open_session, run_sorted
+from nirbridge.workers.backends import Backend, Graph, bert_graph, graph_inputs, open_session, run_sorted
 from nirbridge.workers.errors import check_texts
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
@@ -102,11 +102,7 @@ class SparseEncoder:
         self.tokenizer = load_tokenizer(self.path)
         self.max_length = min(max_length, int(self.tokenizer.model_max_length or max_length))
         self.top_k, self.threshold, self.batch_size = top_k, float(threshold), batch_size
-        names = tuple(
-            n
-            for n in ("input_ids", "attention_mask", "token_type_ids")
-            if n in self.tokenizer.model_input_names
-        )
+        names = graph_inputs(self.tokenizer)
         self.graph = Graph(self.path, "splade-max", splade_module, names)
         self.session = open_session(self.graph, backend)
         self.backend = self.session.backend
