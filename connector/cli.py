@@ -542,6 +542,9 @@ app.command("serve")(serve_command)
 from .status_cli import status_command  # noqa: E402 - cluster, indices, broker and workers at a glance
 
 app.command("status")(status_command)
+from .train_cli import train_app  # noqa: E402 - nirbridge train reranker|dense|deepct|doc2query
+
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:

@@ -79,12 +79,12 @@ class TrainingData:
         provenance.update(
             train_queries=len(train),
             dev_queries=len(dev),
-            dev="held out of train ({:.0%}, seed {})".format(dev_fraction, seed) if held_out else "dev split",
+            dev=f"held out of train ({dev_fraction:.0%}, seed {seed})" if held_out else "dev split",
         )
         return cls(
             corpus=corpus,
             queries=queries,
-            train={qid: tuple(doc for doc, grade in sorted(g.items()) if grade > 0) for qid, g in train.items()},
+            train={qid: tuple(d for d, grade in sorted(g.items()) if grade > 0) for qid, g in train.items()},
             dev=dev,
             source=provenance,
         )
@@ -103,8 +103,8 @@ class TrainingData:
         return {doc for doc, grade in self.dev.get(qid, {}).items() if grade > 0}
 
     def hard_negatives(self, qid: str, *, skip_top: int = 3, depth: int = 50) -> list[str]:
-        """The first stage's hits ranked ``skip_top`` + 1 .. ``depth`` for ``qid`` that are not judged relevant
-        (best first); empty when the query has no candidates."""
+        """The first stage's hits ranked ``skip_top`` + 1 .. ``depth`` for ``qid`` that are not judged
+        relevant (best first); empty when the query has no candidates."""
         relevant = self.relevant(qid)
         return [doc for doc in self.ranked.get(qid, ())[skip_top:depth] if doc not in relevant]
 

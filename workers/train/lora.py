@@ -42,6 +42,6 @@ def with_lora(
 
 
 def merged(model: Any) -> Any:
-    """The plain model with the adapters added into its weights (a model without adapters is returned as is)."""
+    """The plain model with the adapters added into its weights (a model without them comes back as is)."""
     merge = getattr(model, "merge_and_unload", None)
     return merge() if merge is not None else model
