@@ -545,6 +545,9 @@ app.command("status")(status_command)
 from .train_cli import train_app  # noqa: E402 - nirbridge train reranker|dense|deepct|doc2query
 
 app.add_typer(train_app, name="train")
+from .migrate_cli import migrate_app  # noqa: E402 - nirbridge migrate rollback
+
+app.add_typer(migrate_app, name="migrate")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@
     if plan.needs_new_index:
         copy_documents(client, plan.concrete, target, drop_fields=plan.drop_fields)   # or copy + enrich
         swap_alias(client, plan.index, target)  # one atomic _aliases call, after comparing doc counts
+    rollback(client, plan.index)                # later, if the new index disappoints: the alias moves back
 
 When a put-mapping is enough: every wanted field is missing or already there in the same form
 (`schema.missing_fields` / `schema.conflicts`), and no static setting has to change.
@@ -16,15 +17,18 @@ static
 setting differs. The new index is `<base>-nir-<n>` (the next free n) with the old mapping and settings merged
 with the wanted ones; fields in conflict take the wanted form and are dropped while copying (`drop_fields`).
 
-The swap (no downtime: readers see the old index until the one call that moves the name):
+The swap (no downtime: readers see the old index until the one call that moves the name), after checking
+that the new index holds as many documents as the old one (both refreshed; else MigrationError, nothing
+changed):
 - the name is an alias: `remove` it from the old index and `add` it to the new one in one `_aliases` request.
-  The
-  old index is kept until the caller has verified the new one and deletes it (`retire_index`).
 - the name is a concrete index: OpenSearch cannot give an alias the name of an existing index, so the one
   `_aliases` request holds `add` (alias = the old name, on the new index) and `remove_index` (the old index).
   OpenSearch applies `remove_index` first inside the same atomic cluster-state update, so no reader sees the
-  name missing. The old index is deleted by that call, which is why the swap first checks that the new index
-  holds as many documents as the old one and refuses (MigrationError, nothing changed) otherwise.
+  name missing. Because that call deletes the old index, it is first copied into `<name>-nir-0` (a name that
+  is already an alias avoids this extra copy).
+Either way the old index (or its copy) is kept: the new index's mapping `_meta.nirbridge.previous_index`
+names it, `rollback` moves the alias back to it in one `_aliases` call, and `retire_index` deletes it once
+the new index is trusted.
 """
 
 from __future__ import annotations
@@ -42,14 +46,16 @@ from .client import cluster_error
 from .errors import IndexNotFound, MigrationError, UsageError
 from .scan import _url_of, scan_documents
 from .schema import conflicts, missing_fields, properties_of
-from .writer import ItemResult, streaming_update
+from .writer import ItemResult, streaming_update, summarize
 
 __all__ = [
     "Plan",
     "apply",
     "copy_documents",
     "plan_mapping_change",
+    "previous_index",
     "retire_index",
+    "rollback",
     "swap_alias",
 ]
 
@@ -69,6 +75,7 @@ _NOT_COPIED = (
     "index.history.uuid",
     "index.replication.type",
 )
+_META_KEY = "nirbridge"  # where a swapped-in index records what it replaced (its mapping's `_meta`)
 _SUFFIX = re.compile(r"^(?P<base>.+)-nir-(?P<n>\d+)$")
 
 
@@ -149,13 +156,14 @@ class Plan:
         lines.append(f"copy and enrich {count} from {self.concrete} into {self.new_index}{dropped}")
         if self.is_alias:
             lines.append(
-                f"swap alias {self.index}: {self.concrete} -> {self.new_index} in one _aliases call; "
-                f"{self.concrete} is kept until verified"
+                f"swap alias {self.index}: {self.concrete} -> {self.new_index} in one _aliases call, after "
+                f"doc counts are compared; {self.concrete} is kept until verified (and for rollback)"
             )
         else:
             lines.append(
-                f"{self.index} is an index, not an alias: one _aliases call adds alias {self.index} to "
-                f"{self.new_index} and removes index {self.index} (after doc counts are compared)"
+                f"{self.index} is an index, not an alias: it is copied into {self.concrete}-nir-0 (kept for "
+                f"rollback), then one _aliases call adds alias {self.index} to {self.new_index} and removes "
+                f"index {self.index} (after doc counts are compared)"
             )
         return "\n".join(lines)
 
@@ -317,38 +325,127 @@ def _count(client: OpenSearch, index: str) -> int:
     return int(client.count(index=index)["count"])
 
 
+def _keep_a_copy(client: OpenSearch, concrete: str, body: Mapping[str, Any]) -> str:
+    """Copy a concrete index that a swap will delete into `<name>-nir-0` (same mapping and settings), so
+    that the swap can be rolled back; the copy's name."""
+    url = _url_of(client)
+    keep = f"{concrete}-nir-0"
+    if client.indices.exists(index=keep):
+        raise MigrationError(url, f"{keep} exists already: delete it or move it away before the swap", keep)
+    settings = _copyable_settings(_normalise(body.get("settings")))
+    client.indices.create(index=keep, body={"settings": settings, "mappings": body.get("mappings") or {}})
+    copied = summarize(copy_documents(client, concrete, keep))
+    if copied.failed or _count(client, keep) != _count(client, concrete):
+        client.indices.delete(index=keep)
+        raise MigrationError(
+            url,
+            f"keeping a copy of {concrete} in {keep} failed ({copied.failed} documents): not swapping",
+            keep,
+        )
+    return keep
+
+
+def previous_index(client: OpenSearch, index: str) -> str | None:
+    """The index a swap moved the name away from, as recorded in `index`'s mapping `_meta`; None if none."""
+    mapping = client.indices.get_mapping(index=index).get(index, {}).get("mappings") or {}
+    recorded = (mapping.get("_meta") or {}).get(_META_KEY) or {}
+    previous = recorded.get("previous_index")
+    return str(previous) if previous else None
+
+
+def _record_previous(client: OpenSearch, new_index: str, previous: str, name: str) -> None:
+    # put-mapping replaces the whole _meta: keep what others stored there
+    mapping = client.indices.get_mapping(index=new_index).get(new_index, {}).get("mappings") or {}
+    meta = dict(mapping.get("_meta") or {})
+    meta[_META_KEY] = {"previous_index": previous, "alias": name}
+    client.indices.put_mapping(index=new_index, body={"_meta": meta})
+
+
 def swap_alias(
-    client: OpenSearch, alias_or_index: str, new_index: str, *, verify_counts: bool = True
+    client: OpenSearch,
+    alias_or_index: str,
+    new_index: str,
+    *,
+    verify_counts: bool = True,
+    dry_run: bool = False,
 ) -> list[dict]:
     """Point `alias_or_index` at `new_index` with one atomic `_aliases` call; the actions sent.
 
-    With `verify_counts`, the new index must hold as many documents as the old one, else MigrationError and
-    nothing changes. An alias moves and the old index stays (see `retire_index`); a concrete index is replaced
-    by
-    an alias of the same name and deleted in the same call.
+    With `verify_counts` (after a refresh of both), the new index must hold as many documents as the old one,
+    else MigrationError and nothing changes. The old index is kept: an alias simply moves; a concrete index,
+    which the same call must delete (an alias cannot take the name of an index), is first copied into
+    `<name>-nir-0`. The new index's mapping `_meta.nirbridge.previous_index` records the old (or kept) index,
+    for `rollback`. `dry_run`: the checks only, the actions that would be sent, nothing changed.
     """
     url = _url_of(client)
-    concrete, is_alias, _ = _resolve(client, alias_or_index)
+    concrete, is_alias, body = _resolve(client, alias_or_index)
     try:
         if verify_counts:
             old, new = _count(client, concrete), _count(client, new_index)
             if old != new:
                 raise MigrationError(
-                    url, f"{new_index} holds {new} documents, {concrete} holds {old}: not swapping", new_index
+                    url,
+                    f"{new_index} holds {new} documents, {concrete} holds {old}: not swapping; "
+                    f"{alias_or_index} still reads {concrete}, unchanged. Compare them "
+                    f"(GET _cat/indices/{concrete},{new_index}): documents written to {concrete} during the "
+                    f"copy are missing from {new_index}. Pause the writers, then either rerun the same "
+                    f"command (it resumes into {new_index}) after writing them there, or delete {new_index} "
+                    "and rerun with --restart",
+                    new_index,
                 )
         if is_alias:
+            previous = concrete
             actions = [
                 {"remove": {"index": concrete, "alias": alias_or_index}},
                 {"add": {"index": new_index, "alias": alias_or_index}},
             ]
         else:
+            previous = f"{concrete}-nir-0"
             actions = [
                 {"add": {"index": new_index, "alias": alias_or_index}},
                 {"remove_index": {"index": concrete}},
             ]
+        if dry_run:
+            return actions
+        if not is_alias:
+            _keep_a_copy(client, concrete, body)
+        _record_previous(client, new_index, previous, alias_or_index)
         client.indices.update_aliases(body={"actions": actions})
     except TransportError as exc:
         raise cluster_error(exc, url, alias_or_index) from exc
+    return actions
+
+
+def rollback(client: OpenSearch, alias: str, *, dry_run: bool = False) -> list[dict]:
+    """Point `alias` back at the index a swap moved it away from, in one atomic `_aliases` call; the actions.
+
+    Refused (MigrationError, nothing changed) when `alias` is not an alias, when the index it points at was
+    not made by a swap (no `previous_index` in its `_meta`), or when that previous index is gone (retired).
+    The index rolled away from is kept; rolling back again follows the records further back.
+    """
+    url = _url_of(client)
+    current, is_alias, _ = _resolve(client, alias)
+    if not is_alias:
+        raise MigrationError(url, f"{alias} is an index, not an alias: no swap to roll back")
+    try:
+        previous = previous_index(client, current)
+        if previous is None:
+            raise MigrationError(
+                url, f"{alias} points at {current}, which no nirbridge swap made: nothing to roll back to"
+            )
+        if not client.indices.exists(index=previous):
+            raise MigrationError(
+                url,
+                f"{alias} was swapped from {previous}, which no longer exists (retired): cannot roll back",
+            )
+        actions = [
+            {"remove": {"index": current, "alias": alias}},
+            {"add": {"index": previous, "alias": alias}},
+        ]
+        if not dry_run:
+            client.indices.update_aliases(body={"actions": actions})
+    except TransportError as exc:
+        raise cluster_error(exc, url, alias) from exc
     return actions
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -13,7 +14,9 @@ from nirbridge.connector.migration import (
     apply,
     copy_documents,
     plan_mapping_change,
+    previous_index,
     retire_index,
+    rollback,
     swap_alias,
 )
 from nirbridge.connector.schema import corpus_index_body, enriched_properties, properties_of
@@ -155,6 +158,15 @@ def test_a_conflicting_field_on_a_concrete_index_is_replaced_by_an_alias_of_the_
     assert _hits(client, "mig-plain") == 5  # the same name now reads the new index
     assert list(client.indices.get_alias(name="mig-plain")) == [target]
     assert "nir_sparse" not in client.get(index="mig-plain", id="d0")["_source"]
+    # the deleted index was kept as a copy first, with its own mapping: a rollback reads the old documents
+    assert previous_index(client, target) == "mig-plain-nir-0"
+    assert properties_of(client.indices.get_mapping(index="mig-plain-nir-0"))["nir_sparse"]["type"] == "float"
+    assert rollback(client, "mig-plain") == [
+        {"remove": {"index": target, "alias": "mig-plain"}},
+        {"add": {"index": "mig-plain-nir-0", "alias": "mig-plain"}},
+    ]
+    assert client.get(index="mig-plain", id="d0")["_source"]["nir_sparse"] == 0.5
+    swap_alias(client, "mig-plain", target)
     # a second migration of the same name takes the next number
     again = plan_mapping_change(client, "mig-plain", {"nir_terms": {"type": "float"}})
     assert again.new_index == "mig-plain-nir-2"
@@ -186,3 +198,68 @@ def test_a_dynamic_setting_is_changed_in_place(client):
 def test_planning_a_missing_index_is_index_not_found(client):
     with pytest.raises(IndexNotFound):
         plan_mapping_change(client, "mig-nowhere", WANTED)
+
+
+def _alias_target(client: OpenSearch, alias: str) -> list[str]:
+    return sorted(client.indices.get_alias(name=alias))
+
+
+def test_a_swap_waits_for_equal_counts_keeps_the_old_index_and_rolls_back(client, engine):
+    from typer.testing import CliRunner
+
+    from nirbridge.connector.cli import app
+
+    mapping = {"mappings": {"properties": {"title": {"type": "text"}}}}
+    client.indices.create(index="rb-v1", body={**mapping, "aliases": {"rb-live": {}}})
+    _fill(client, "rb-v1", 4)
+    client.indices.create(index="rb-v2", body=mapping)
+    copied = list(copy_documents(client, "rb-live", "rb-v2"))
+    client.delete(index="rb-v2", id=copied[0].id)  # one document short, and not yet refreshed
+    with pytest.raises(MigrationError, match="rb-v2 holds 3 documents, rb-v1 holds 4: not swapping") as error:
+        swap_alias(client, "rb-live", "rb-v2")
+    assert "rerun" in str(error.value) and "rb-live still reads rb-v1" in str(error.value)
+    assert _alias_target(client, "rb-live") == ["rb-v1"] and _hits(client, "rb-live") == 4
+
+    assert all(r.ok for r in copy_documents(client, "rb-live", "rb-v2"))
+    client.index(index="rb-v2", id="only-new", body={"title": "statins only in the new index"})
+    client.delete(index="rb-v2", id="d3")
+    swap_alias(client, "rb-live", "rb-v2")
+    assert _alias_target(client, "rb-live") == ["rb-v2"] and client.indices.exists(index="rb-v1")
+    assert previous_index(client, "rb-v2") == "rb-v1" and previous_index(client, "rb-v1") is None
+
+    cli = CliRunner()
+    base = ["migrate", "rollback", "--url", engine.url, "--index", "rb-live"]
+    dry = cli.invoke(app, [*base, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    said = json.loads(dry.stdout.strip().splitlines()[-1])
+    assert (said["from"], said["to"], said["dry_run"]) == ("rb-v2", "rb-v1", True)
+    assert _alias_target(client, "rb-live") == ["rb-v2"]  # a dry run changes nothing
+
+    done = cli.invoke(app, base)
+    assert done.exit_code == 0 and "rb-live now points at rb-v1 (was rb-v2; rb-v2 is kept)" in done.output
+    assert _alias_target(client, "rb-live") == ["rb-v1"] and client.indices.exists(index="rb-v2")
+    assert client.exists(index="rb-live", id="d3") and not client.exists(index="rb-live", id="only-new")
+
+    again = cli.invoke(app, base)
+    assert again.exit_code == 1 and "which no nirbridge swap made: nothing to roll back to" in again.output
+    concrete = cli.invoke(app, [*base[:-1], "rb-v2"])
+    assert concrete.exit_code == 1 and "rb-v2 is an index, not an alias" in concrete.output
+    missing = cli.invoke(app, [*base[:-1], "rb-nowhere"])
+    assert missing.exit_code == 2 and "no such index: rb-nowhere" in missing.output
+
+    swap_alias(client, "rb-live", "rb-v2", verify_counts=False)  # forward again, then retire the old one
+    retire_index(client, "rb-v1", "rb-live")
+    with pytest.raises(MigrationError, match="rb-v1, which no longer exists"):
+        rollback(client, "rb-live")
+    assert _alias_target(client, "rb-live") == ["rb-v2"]
+
+
+def test_a_swap_dry_run_sends_nothing(client):
+    client.indices.create(index="dry-v1", body={"aliases": {"dry-live": {}}})
+    client.indices.create(index="dry-v2")
+    actions = swap_alias(client, "dry-live", "dry-v2", dry_run=True)
+    assert actions == [
+        {"remove": {"index": "dry-v1", "alias": "dry-live"}},
+        {"add": {"index": "dry-v2", "alias": "dry-live"}},
+    ]
+    assert _alias_target(client, "dry-live") == ["dry-v1"] and previous_index(client, "dry-v2") is None
