@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
 from .errors import DatasetError
+from .eval_rerank import EvalReranker, score_cache
 from .evaluate import EvalReport, evaluate
 from .fusion import FUSION_METHODS
 from .queries import (
@@ -47,6 +48,33 @@ def _print_report(report: EvalReport, err: bool) -> None:
     for metric, value in report.metrics.items():
         typer.echo(f"  {metric:<11} {value:.4f}", err=err)
     typer.echo(f"  {'queries/s':<11} {report.queries_per_s:.1f}  ({report.seconds:.1f} s)", err=err)
+
+
+def _eval_reranker(
+    client: Any,
+    url: str,
+    index: str,
+    fields: tuple[str, ...],
+    model: str,
+    backend: str,
+    max_length: int,
+    cache: bool,
+) -> EvalReranker:
+    """The cross-encoder stage, loaded now (a model that cannot load is a usage error: exit 2)."""
+    from nirbridge.workers.backends import BACKENDS
+    from nirbridge.workers.cross_encoder import CrossEncoder
+    from nirbridge.workers.errors import ModelNotFoundError
+    from nirbridge.workers.models import cache_dir
+
+    from .cli import _fail
+
+    _choice(backend, (*BACKENDS, "auto"), "--rerank-backend")
+    try:
+        encoder = CrossEncoder(model, backend=backend, max_length=max_length)  # type: ignore[arg-type]
+    except ModelNotFoundError as error:
+        _fail(f"--rerank: {error}", 2)
+    path = score_cache(encoder, cache_dir()) if cache else None
+    return EvalReranker(client, url, index, encoder, fields, cache=path)
 
 
 def eval_command(
@@ -100,16 +128,26 @@ def eval_command(
     ] = None,
     rerank: Annotated[
         str | None,
-        typer.Option("--rerank", help="Cross-encoder for the top --window hits (not available yet)."),
+        typer.Option("--rerank", help="Cross-encoder (name or folder) that re-scores the top --window hits."),
     ] = None,
     window: Annotated[int, typer.Option("--window", min=1, help="Hits the reranker re-scores.")] = 100,
+    rerank_backend: Annotated[
+        str, typer.Option("--rerank-backend", help="The cross-encoder's backend (auto, onnx-int8, ...).")
+    ] = "auto",
+    rerank_max_length: Annotated[
+        int, typer.Option("--rerank-max-length", min=16, max=512, help="Word pieces per (query, passage).")
+    ] = 256,
+    score_cache: Annotated[
+        bool,
+        typer.Option("--score-cache/--no-score-cache", help="Keep rerank scores on disk."),
+    ] = True,
     json_output: JsonOption = False,
     progress: ProgressOption = None,
 ) -> None:
     """nDCG@10, MRR@10 and Recall@100 of a retrieval mode on a BEIR split, and queries/s."""
     from tqdm import tqdm
 
-    from .cli import _connect, _fail, _guarded, _open_dataset, _print_json, _settings
+    from .cli import _connect, _guarded, _open_dataset, _print_json, _settings
 
     _choice(mode, MODES, "--mode")
     _choice(fusion, FUSION_METHODS, "--fusion")
@@ -120,11 +158,6 @@ def eval_command(
         modes = parse_hybrid(hybrid) if mode == "hybrid" else (mode,)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--hybrid'") from None
-    if rerank is not None:
-        # the hook: evaluate(..., reranker=..., window=...) takes any Reranker once a cross-encoder ships
-        _fail(
-            f"--rerank {rerank}: no cross-encoder is available in this installation yet (window {window})", 2
-        )
     text_fields = tuple(name.strip() for name in fields.split(",") if name.strip())
     if not text_fields:
         raise typer.BadParameter("name at least one field", param_hint="'--fields'")
@@ -153,6 +186,11 @@ def eval_command(
         terms_weighting=terms_weighting,  # type: ignore[arg-type]
         use_expansion=expansion,
     )
+    reranker = None
+    if rerank is not None:
+        reranker = _eval_reranker(
+            client, resolved, index, text_fields, rerank, rerank_backend, rerank_max_length, score_cache
+        )
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(unit="q", file=sys.stderr, disable=not show, desc=f"eval {index} {mode}") as bar:
         report = _guarded(
@@ -169,6 +207,8 @@ def eval_command(
                 depth=depth,
                 batch_size=batch_size,
                 limit=limit,
+                reranker=reranker,
+                window=window,
                 progress=bar.update,
             )
         )
@@ -176,6 +216,15 @@ def eval_command(
     models = {kind: chosen[kind] for kind in modes if kind in chosen}
     if models:
         report.settings.update(models=models, backend=backend)
+    if reranker is not None:
+        report.settings["rerank"] = {
+            "model": rerank,
+            "backend": reranker.encoder.backend,
+            "window": window,
+            "max_length": reranker.encoder.max_length,
+            "pairs_scored": reranker.scored,
+            "pairs_cached": reranker.cached,
+        }
     _print_report(report, err=json_output)
     if json_output:
         _print_json(report.as_json())

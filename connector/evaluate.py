@@ -12,9 +12,8 @@ MRR and Recall count any grade >= 1 as relevant); a judged query that retrieves 
 queries/s counts the whole first stage per query (query encoding, the `_msearch`, fusion) after the models are
 loaded; loading is left out.
 
-Rerank hook: `reranker` (anything with `rerank(query, hits) -> hits`, the cross-encoder stage of the proxy)
-re-scores the top `window` hits of each query; the rest keep their order below them. No cross-encoder ships
-yet, so the CLI refuses `--rerank`; the hook is here for the model when it lands.
+Rerank hook: `reranker` (anything with `rerank(query, hits) -> hits`; `eval_rerank.EvalReranker` for the CLI)
+re-scores the top `window` hits of each query; the rest keep their order below them.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cross_encoder_fixture import models_dir, trained_cross_encoder  # noqa: F401 - a fixture
 from enriched_slice import enrich_scifact_slice
 from opensearchpy import OpenSearch
 from typer.testing import CliRunner
@@ -75,7 +76,7 @@ def small(
         f"{q.id}\t{d}\t{g}" for q in queries for d, g in qrels[q.id].items()
     ]
     (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
-    return {"url": engine.url, "queries": queries, "qrels": qrels, "root": root}
+    return {"url": engine.url, "queries": queries, "qrels": qrels, "root": root, "docs": docs}
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +300,48 @@ def test_eval_cli_refuses_a_missing_field_and_an_unknown_split(
     result = runner.invoke(app, [*args, "--index", "nope", "--mode", "bm25"])
     assert result.exit_code == 2
     assert "no such index: nope" in result.stderr
+
+
+def test_eval_cli_reranks_with_a_cross_encoder_and_caches_its_scores(
+    client: OpenSearch,
+    small: dict[str, Any],
+    builder: QueryBuilder,
+    trained_cross_encoder: Path,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nirbridge.workers.cross_encoder import CrossEncoder
+
+    monkeypatch.setenv("NIRBRIDGE_CACHE_DIR", str(tmp_path))
+    args = ["eval", "--url", small["url"], "--index", INDEX, "--dataset", str(small["root"]), "--json"]
+    args += ["--mode", "bm25", "--rerank", str(trained_cross_encoder), "--window", "10"]
+    args += ["--rerank-backend", "torch-fp32", "--limit", "8"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    report = json.loads(first.stdout.strip().splitlines()[-1])
+    assert report["rerank"]["window"] == 10 and report["rerank"]["backend"] == "torch-fp32"
+    assert report["rerank"]["pairs_scored"] == 80 and report["rerank"]["pairs_cached"] == 0
+
+    # the same run by hand: BM25's top 100, the top 10 re-scored by the model over "title text"
+    encoder = CrossEncoder(trained_cross_encoder, backend="torch-fp32")
+    queries = small["queries"][:8]
+    rankings = first_stage(client, small["url"], INDEX, builder, [q.text for q in queries], "bm25", 100)
+    docs = {d.id: f"{d.title} {d.text}".strip() for d in small["docs"]}
+    run = {}
+    for query, hits in zip(queries, rankings, strict=True):
+        head = [doc_id for doc_id, _ in hits[:10]]
+        scores = encoder.score(query.text, [docs[d] for d in head])
+        floor = float(min(scores))
+        run[query.id] = {**{d: float(s) for d, s in zip(head, scores, strict=True)}}
+        run[query.id].update({d: floor - r for r, (d, _) in enumerate(hits[10:], start=1)})
+    expected = score_run({q.id: small["qrels"][q.id] for q in queries}, run)
+    assert report["metrics"]["ndcg@10"] == pytest.approx(round(expected["ndcg@10"], 4), abs=2e-4)
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.stderr
+    cached = json.loads(again.stdout.strip().splitlines()[-1])
+    assert cached["rerank"]["pairs_scored"] == 0 and cached["rerank"]["pairs_cached"] == 80
+    assert cached["metrics"] == report["metrics"]
+
+    missing = runner.invoke(app, [*args[:-6], "--rerank", str(tmp_path / "no-model")])
+    assert missing.exit_code == 2 and "--rerank" in missing.stderr and "no-model" in missing.stderr
