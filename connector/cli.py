@@ -17,11 +17,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
-from pydantic import ValidationError
 
 from .beir import BeirDataset, shipped_sample
 from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
-from .client import check_reachable, cluster_error, make_client
+from .client import check_reachable, client_options, cluster_error, make_client
 from .errors import (
     ClusterError,
     ClusterUnreachable,
@@ -34,7 +33,8 @@ from .errors import (
 from .ingest import IngestReport, ensure_index, ingest_documents
 from .schema import corpus_index_body
 from .search import SearchResult, search_bm25
-from .settings import Settings, get_settings
+from .settings import Settings
+from .settings_loader import load_settings
 
 __all__ = ["app", "main"]
 
@@ -73,14 +73,11 @@ def _guarded(action: Callable[[], T]) -> T:
 
 
 def _settings() -> Settings:
+    """The settings from the environment and $NIRBRIDGE_CONFIG; exit 2 naming what is wrong where."""
     try:
-        return get_settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            f"NIRBRIDGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
-            for item in error.errors()
-        )
-        _fail(f"bad environment: {problems}", 2)
+        return load_settings()
+    except UsageError as error:
+        _fail(str(error), 2)
 
 
 def _connect(url: str | None, settings: Settings) -> tuple[OpenSearch, str]:
@@ -88,12 +85,7 @@ def _connect(url: str | None, settings: Settings) -> tuple[OpenSearch, str]:
     resolved = url or settings.url
 
     def connect() -> OpenSearch:
-        client = make_client(
-            resolved,
-            timeout=settings.request_timeout,
-            max_retries=settings.max_retries,
-            verify_certs=settings.verify_certs,
-        )
+        client = make_client(resolved, **client_options(settings))
         check_reachable(client, resolved)
         return client
 
@@ -116,17 +108,38 @@ def engine_serve(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the engine keeps its indices.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 9200,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS only.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    users: Annotated[
+        Path | None,
+        typer.Option("--users", help="internal_users.yml-style file (bcrypt hashes): require basic auth."),
+    ] = None,
 ) -> None:
     """Run the embedded OpenSearch-compatible engine until interrupted."""
     if data_dir.exists() and not data_dir.is_dir():
         raise typer.BadParameter(f"not a directory: {data_dir}", param_hint="'--data-dir'")
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give both --tls-cert and --tls-key, or neither", param_hint="'--tls-key'")
     try:
+        from nirbridge.engine.security import SecurityConfigError
         from nirbridge.engine.server import serve
     except ImportError as error:
         if error.name == "nirbridge.engine.server":
             _fail("the embedded engine is not part of this installation (no nirbridge.engine.server)", 1)
         _fail(f"the embedded engine failed to load: {error}", 1)
-    serve(str(data_dir), host, port)
+    try:
+        serve(
+            str(data_dir),
+            host,
+            port,
+            tls_cert=str(tls_cert) if tls_cert else None,
+            tls_key=str(tls_key) if tls_key else None,
+            users_file=str(users) if users else None,
+        )
+    except SecurityConfigError as error:
+        _fail(str(error), 2)
 
 
 def _run_ingest(
@@ -542,6 +555,9 @@ app.command("serve")(serve_command)
 from .status_cli import status_command  # noqa: E402 - cluster, indices, broker and workers at a glance
 
 app.command("status")(status_command)
+from .config_cli import config_command  # noqa: E402 - the settings in effect, secrets masked
+
+app.command("config")(config_command)
 from .train_cli import train_app  # noqa: E402 - nirbridge train reranker|dense|deepct|doc2query
 
 app.add_typer(train_app, name="train")

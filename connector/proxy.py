@@ -313,7 +313,7 @@ def make_app(
 ) -> Starlette:
     """The proxy app for `settings.url`; `reranker="default"` builds the one the settings ask for."""
     settings = settings or Settings()
-    cluster = Cluster(settings.url, timeout=settings.request_timeout, verify_certs=settings.verify_certs)
+    cluster = Cluster.from_settings(settings)
     encoders = encoders or QueryEncoders(
         sparse_model=settings.proxy_sparse_model,
         dense_model=settings.proxy_dense_model,

@@ -6,13 +6,18 @@
     answers = await cluster.msearch("scifact", bodies, auth=None)   # ClusterRefused on a failed item
     await cluster.close()
 
-Credentials: a request's own `Authorization` header is sent on as it came; without one, the credentials in
-the cluster URL (if any) are used. Neither is logged or quoted: messages show the URL, password hidden.
+    cluster = Cluster.from_settings(settings)   # credentials, CA bundle and client certificate from settings
+
+Credentials: a request's own `Authorization` header is sent on as it came, so that the cluster's own index
+permissions apply to each caller; without one, the credentials in the cluster URL, else the proxy's configured
+ones (`auth`: NIRBRIDGE_USERNAME/PASSWORD or NIRBRIDGE_API_KEY), else none. None of them is logged or quoted:
+messages show the URL, password hidden.
 """
 
 from __future__ import annotations
 
 import base64
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +27,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import orjson
 
+from .client import authorization_header, client_options
 from .proxy_errors import ClusterFailed, ProxyError, cluster_failed, redact
 from .queries import IndexFields, QueryBuilder, QueryEncoders
+from .settings import Settings
 
 __all__ = ["Cluster", "ClusterRefused", "FieldsCache", "FORWARDED_HEADERS"]
 
@@ -60,6 +67,21 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
     return plain, "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def _tls_verify(
+    verify_certs: bool, ca_certs: str | None, client_cert: str | None, client_key: str | None
+) -> ssl.SSLContext | bool:
+    """httpx's `verify`: an SSL context trusting `ca_certs` (the system's CAs without), or False."""
+    if not verify_certs and not client_cert:
+        return False
+    context = ssl.create_default_context(cafile=ca_certs)
+    if not verify_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
 class Cluster:
     """The cluster behind the proxy, over one connection pool."""
 
@@ -70,15 +92,34 @@ class Cluster:
         timeout: float = 30.0,
         verify_certs: bool = True,
         max_connections: int = 100,
+        auth: str | None = None,
+        ca_certs: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         self.url = redact(url)  # the only form of the URL kept in a printable attribute
-        self._base, self._default_auth = _split_credentials(url)
+        self._base, url_auth = _split_credentials(url)
+        self._default_auth = url_auth or auth
         self._timeout = timeout
-        self._verify = verify_certs
+        self._verify = _tls_verify(verify_certs, ca_certs, client_cert, client_key)
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Cluster:
+        """The cluster at `settings.url` with the settings' timeout, credentials and TLS files."""
+        options = client_options(settings)
+        return cls(
+            settings.url,
+            timeout=settings.request_timeout,
+            verify_certs=settings.verify_certs,
+            auth=authorization_header(settings),
+            ca_certs=options["ca_certs"],
+            client_cert=options["client_cert"],
+            client_key=options["client_key"],
+        )
 
     async def start(self) -> None:
         if self._http is None:

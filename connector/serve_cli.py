@@ -14,13 +14,12 @@ import socket
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from .cli_options import UrlOption
 from .client import validate_url
-from .errors import BadUrlError
+from .errors import BadUrlError, UsageError
 from .proxy_errors import redact
-from .settings import Settings
+from .settings_loader import load_settings
 
 __all__ = ["serve_command"]
 
@@ -88,13 +87,9 @@ def serve_command(
     if rerank_model:
         overrides["proxy_rerank_model"] = rerank_model
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as error:
-        problems = "; ".join(
-            f"NIRBRIDGE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
-            for item in error.errors()
-        )
-        _fail(f"bad settings: {problems}")
+        settings = load_settings(**overrides)
+    except UsageError as error:
+        _fail(str(error))
     try:
         validate_url(settings.url)
     except BadUrlError as error:

@@ -1,4 +1,8 @@
-"""nirbridge's configuration: one settings object, read from `NIRBRIDGE_*` environment variables.
+"""nirbridge's configuration: one settings object, from `NIRBRIDGE_*` environment variables and a file.
+
+Precedence, highest first: a command-line flag, then the environment, then the file named by
+$NIRBRIDGE_CONFIG (TOML, same names in lower case without the prefix: connector.config_file), then the
+default. `nirbridge config` prints what is in effect and where each value came from, secrets masked.
 
     NIRBRIDGE_URL              the cluster (default http://127.0.0.1:9200)
     NIRBRIDGE_BROKER_URL       Celery's broker (default redis://127.0.0.1:6379/0)
@@ -6,6 +10,14 @@
     NIRBRIDGE_REQUEST_TIMEOUT  seconds one HTTP request to the cluster may take (default 30)
     NIRBRIDGE_MAX_RETRIES      retries of a request answered 429/502/503/504, with back-off (default 3)
     NIRBRIDGE_VERIFY_CERTS     check the cluster's TLS certificate on https URLs (default true)
+    NIRBRIDGE_CA_CERTS         the CA bundle (PEM) that signed the cluster's certificate (default: system's)
+    NIRBRIDGE_CLIENT_CERT, NIRBRIDGE_CLIENT_KEY   a client certificate and its key (PEM), when the cluster
+                               asks for one
+    NIRBRIDGE_USERNAME, NIRBRIDGE_PASSWORD        HTTP basic auth (the security plugin's internal users)
+    NIRBRIDGE_API_KEY          or an API key, sent as `Authorization: ApiKey KEY` (not both)
+
+Credentials written into the URL (https://user:pass@host) win over NIRBRIDGE_USERNAME/PASSWORD. The search
+proxy sends a caller's own `Authorization` header on; these credentials only serve callers that send none.
 
 The search proxy (`nirbridge serve`):
 
@@ -24,8 +36,12 @@ A command-line flag, where there is one, wins over the environment.
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Self
+
+from pydantic import Field, FilePath, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .config_file import ConfigFileSource
 
 __all__ = ["DEFAULT_URL", "Settings", "get_settings"]
 
@@ -44,6 +60,12 @@ class Settings(BaseSettings):
     request_timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     verify_certs: bool = True
+    ca_certs: FilePath | None = None
+    client_cert: FilePath | None = None
+    client_key: FilePath | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
 
     proxy_allow_writes: bool = False
     proxy_max_window: int = Field(default=1000, ge=1)
@@ -57,7 +79,31 @@ class Settings(BaseSettings):
     proxy_terms_model: str = "splade-tiny"
     proxy_query_backend: str = "onnx-fp32"
 
+    @model_validator(mode="after")
+    def _credentials_make_sense(self) -> Self:
+        if self.password is not None and not self.username:
+            raise ValueError("NIRBRIDGE_PASSWORD is set without NIRBRIDGE_USERNAME")
+        if self.username and self.password is None:
+            raise ValueError("NIRBRIDGE_USERNAME is set without NIRBRIDGE_PASSWORD")
+        if self.username and self.api_key is not None:
+            raise ValueError("both basic auth (NIRBRIDGE_USERNAME) and NIRBRIDGE_API_KEY are set: choose one")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("NIRBRIDGE_CLIENT_KEY is set without NIRBRIDGE_CLIENT_CERT")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags (given as init arguments) > environment > $NIRBRIDGE_CONFIG > defaults
+        return init_settings, env_settings, ConfigFileSource(settings_cls)
+
 
 def get_settings() -> Settings:
-    """The settings as the environment has them now (read afresh on every call)."""
+    """The settings as the environment and the file have them now (read afresh on every call)."""
     return Settings()

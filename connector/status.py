@@ -22,6 +22,7 @@ Nothing here raises for a broker that is down: it is reported, and every network
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,9 +153,19 @@ def gather_status(
     max_retries: int = 0,
     verify_certs: bool = True,
     fields: EnrichedFields | None = None,
+    connection: Mapping[str, Any] | None = None,
 ) -> StatusReport:
-    """The whole report. Raises only UsageError for a bad URL and IndexNotFound for a named index missing."""
-    client = make_client(url, timeout=timeout, max_retries=max_retries, verify_certs=verify_certs)
+    """The whole report. Raises only UsageError for a bad URL and IndexNotFound for a named index missing.
+
+    `connection`: more `make_client` arguments (credentials, CA bundle: `connector.client.client_options`).
+    """
+    options = {
+        **(connection or {}),
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "verify_certs": verify_certs,
+    }
+    client = make_client(url, **options)
     cluster = cluster_status(client, url)
     found = index_statuses(client, url, indices, fields or EnrichedFields()) if cluster.reachable else []
     return StatusReport(cluster, found, worker_status(broker_url, result_backend))

@@ -13,11 +13,11 @@ import json
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from .cli_options import JsonOption, UrlOption
-from .errors import ClusterError, NirbridgeError
-from .settings import get_settings
+from .client import client_options
+from .errors import ClusterError, NirbridgeError, UsageError
+from .settings_loader import load_settings
 from .status import gather_status
 
 __all__ = ["status_command"]
@@ -40,9 +40,9 @@ def status_command(
 ) -> None:
     """Cluster health, enriched fields and their coverage per index, broker queues and live workers."""
     try:
-        settings = get_settings()
-    except ValidationError as error:
-        _fail(f"bad environment: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}", 2)
+        settings = load_settings()
+    except UsageError as error:
+        _fail(str(error), 2)
     resolved = url or settings.url
     try:
         report = gather_status(
@@ -52,6 +52,7 @@ def status_command(
             indices=index or None,
             timeout=min(settings.request_timeout, 10.0),
             verify_certs=settings.verify_certs,
+            connection=client_options(settings),
         )
     except ClusterError as error:  # a named index missing, or the cluster refusing the index listing
         status = error.status if isinstance(error.status, int) else 0

@@ -102,17 +102,45 @@ def create_app(data_dir: str | Path | None) -> EngineApp:
     return EngineApp(Node(data_dir))
 
 
-def serve(data_dir: str, host: str = "127.0.0.1", port: int = 9200, log_level: str = "warning") -> None:
-    """Run the engine until interrupted (``nirbridge engine serve``)."""
+def serve(
+    data_dir: str,
+    host: str = "127.0.0.1",
+    port: int = 9200,
+    log_level: str = "warning",
+    *,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    users_file: str | None = None,
+) -> None:
+    """Run the engine until interrupted (``nirbridge engine serve``).
+
+    With `tls_cert` and `tls_key` (PEM) it speaks HTTPS only; with `users_file` every request needs HTTP basic
+    credentials of a user in it (engine.security). Unusable files raise SecurityConfigError before it starts.
+    """
     import uvicorn
 
+    from .security import BasicAuth, check_tls, load_users
+
+    if tls_cert or tls_key:
+        check_tls(tls_cert or "", tls_key or "")
+    users = load_users(users_file) if users_file else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(data_dir)
+    engine = create_app(data_dir)
+    app: Any = BasicAuth(engine, users) if users else engine
     # Indexing allocates many short-lived objects per document (tokens, term counts, bulk items) and the
     # engine keeps few reference cycles: with Python's default threshold (a young collection every 700
     # allocations) the cyclic GC took ~10% of a _bulk.  Collect less often, and leave what start-up (and
     # recovery) built out of the collections to come.
     gc.set_threshold(10_000, 10, 10)
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http="httptools", lifespan="on",
-                access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+    )
