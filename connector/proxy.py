@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .proxy_cluster import Cluster, ClusterRefused, FieldsCache
+from .proxy_cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
 from .proxy_errors import BadRequest, Forbidden, ProxyError, error_body
 from .proxy_policy import filter_source, is_read_only
 from .proxy_rerank import AsyncReranker, RerankSpec, rerank_hits
@@ -269,11 +269,12 @@ class Proxy:
 
 
 def _raw(response: Any) -> Response:
-    """The cluster's answer as it came (status, body, content type)."""
+    """The cluster's answer as it came (status, body, content type, a 401's challenge)."""
     return Response(
         response.content,
         status_code=response.status_code,
         media_type=response.headers.get("content-type"),
+        headers=answer_headers(response.headers),
     )
 
 
@@ -292,7 +293,9 @@ def _param_int(params: list[tuple[str, str]], body: Mapping[str, Any], name: str
 
 async def _proxy_error(request: Request, error: Exception) -> Response:
     if isinstance(error, ClusterRefused):
-        return Response(error.content, status_code=error.status, media_type=error.content_type)
+        return Response(
+            error.content, status_code=error.status, media_type=error.content_type, headers=error.headers
+        )
     assert isinstance(error, ProxyError)
     if error.status >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, error.reason)

@@ -32,18 +32,40 @@ from .proxy_errors import ClusterFailed, ProxyError, cluster_failed, redact
 from .queries import IndexFields, QueryBuilder, QueryEncoders
 from .settings import Settings
 
-__all__ = ["Cluster", "ClusterRefused", "FieldsCache", "FORWARDED_HEADERS"]
+__all__ = [
+    "ANSWER_HEADERS",
+    "Cluster",
+    "ClusterRefused",
+    "FieldsCache",
+    "FORWARDED_HEADERS",
+    "answer_headers",
+]
 
 # request headers sent on to the cluster (hop-by-hop and Host are the proxy's own)
 FORWARDED_HEADERS = ("authorization", "content-type", "accept", "x-opaque-id")
+# answer headers sent back to the client besides the body and its type
+ANSWER_HEADERS = ("www-authenticate",)
+
+
+def answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a cluster's answer that go back to the client with it: the challenge of a 401
+    (`WWW-Authenticate`, which RFC 9110 requires on every 401) so that a client knows how to authenticate."""
+    return {name: headers[name] for name in ANSWER_HEADERS if name in headers}
 
 
 class ClusterRefused(ProxyError):
     """The cluster answered with an error status: its answer goes back to the client unchanged."""
 
-    def __init__(self, status: int, content: bytes, content_type: str = "application/json") -> None:
+    def __init__(
+        self,
+        status: int,
+        content: bytes,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.content = content
         self.content_type = content_type
+        self.headers = dict(headers or {})
         reason = content[:200].decode("utf-8", "replace")
         super().__init__(reason, "cluster_error", status)
 
@@ -175,7 +197,9 @@ class Cluster:
         response = await self.send(method, path, content=content, headers=headers, auth=auth, **kwargs)
         if response.status_code >= 400:
             kind = response.headers.get("content-type", "application/json")
-            raise ClusterRefused(response.status_code, response.content, kind)
+            raise ClusterRefused(
+                response.status_code, response.content, kind, answer_headers(response.headers)
+            )
         return orjson.loads(response.content)
 
     async def msearch(
@@ -190,7 +214,10 @@ class Cluster:
             "POST", "/_msearch", content=content, headers={"content-type": "application/x-ndjson"}, auth=auth
         )
         if response.status_code >= 400:
-            raise ClusterRefused(response.status_code, response.content)
+            kind = response.headers.get("content-type", "application/json")
+            raise ClusterRefused(
+                response.status_code, response.content, kind, answer_headers(response.headers)
+            )
         items = orjson.loads(response.content)["responses"]
         for item in items:
             if item.get("error") is not None:

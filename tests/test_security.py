@@ -281,8 +281,17 @@ def test_proxy_forwards_the_callers_credentials(
         with httpx.Client(timeout=30) as http:
             refused = _search(http, proxy.url, ("reader", "wrong-password"))
             assert refused.status_code == 401 and refused.text == "Unauthorized"
+            assert refused.headers["www-authenticate"] == 'Basic realm="OpenSearch Security"'
             assert _search(http, proxy.url).status_code == 401  # none sent, none configured
             answer = _search(http, proxy.url, ("reader", USERS["reader"]))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["hits"]["hits"]
+            # the proxy's own route asks the cluster for the mapping with the caller's credentials too
+            built = {"q": "vitamin", "mode": "bm25", "size": 3}
+            route = f"{proxy.url}/{INDEX}/_nirbridge/search"
+            refused = http.post(route, json=built, auth=("reader", "wrong-password"))
+            assert refused.status_code == 401 and "www-authenticate" in refused.headers
+            answer = http.post(route, json=built, auth=("reader", USERS["reader"]))
             assert answer.status_code == 200, answer.text
             assert answer.json()["hits"]["hits"]
     finally:
