@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,82 @@ def test_proxy_uses_its_own_credentials_for_callers_without_any(
             assert ready["cluster"]["ok"] is True
     finally:
         proxy.stop()
+
+
+# --- which credentials go out: API key, URL credentials, the proxy's own (seen by a recording server) ---
+
+
+class Recording(ThreadingHTTPServer):
+    """An HTTP server that answers like an empty cluster and keeps each request's Authorization header."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), RecordingHandler)
+        self.seen: list[str | None] = []
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class RecordingHandler(BaseHTTPRequestHandler):
+    server: Recording
+
+    def _answer(self) -> None:
+        self.server.seen.append(self.headers.get("authorization"))
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self.path == "/":
+            body: dict[str, Any] = {"version": {"number": "3.3.0", "distribution": "opensearch"}}
+        else:
+            body = {"took": 1, "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer  # noqa: N815 (http.server's naming)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recording() -> Iterator[Recording]:
+    server = Recording()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_cli_sends_api_key_or_basic_auth(monkeypatch: pytest.MonkeyPatch, recording: Recording) -> None:
+    monkeypatch.setenv("NIRBRIDGE_URL", recording.url)
+    monkeypatch.setenv("NIRBRIDGE_API_KEY", "key-123")
+    assert runner.invoke(app, ["search", "--index", "i", "--q", "x"]).exit_code == 0
+    assert recording.seen and set(recording.seen) == {"ApiKey key-123"}
+    monkeypatch.delenv("NIRBRIDGE_API_KEY")
+    monkeypatch.setenv("NIRBRIDGE_USERNAME", "ops")
+    monkeypatch.setenv("NIRBRIDGE_PASSWORD", "pa:ss")
+    recording.seen.clear()
+    assert runner.invoke(app, ["search", "--index", "i", "--q", "x"]).exit_code == 0
+    assert set(recording.seen) == {_basic("ops", "pa:ss")}
+    recording.seen.clear()  # credentials written into the URL win over the settings' ones
+    url = recording.url.replace("http://", "http://url-user:url%40pass@")
+    assert runner.invoke(app, ["search", "--index", "i", "--q", "x", "--url", url]).exit_code == 0
+    assert set(recording.seen) == {_basic("url-user", "url@pass")}
+
+
+def test_proxy_falls_back_to_its_api_key(recording: Recording) -> None:
+    proxy = ProxyThread(Settings(url=recording.url, api_key="proxy-key"))
+    try:
+        with httpx.Client(timeout=30) as http:
+            assert _search(http, proxy.url).status_code == 200
+            assert _search(http, proxy.url, ("caller", "own")).status_code == 200
+    finally:
+        proxy.stop()
+    assert recording.seen == ["ApiKey proxy-key", _basic("caller", "own")]
 
 
 # --- nirbridge config: sources, precedence, masking, bad files ---
