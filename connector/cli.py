@@ -444,7 +444,10 @@ def enrich(
     max_docs_per_s: Annotated[
         float | None,
         typer.Option(
-            "--max-docs-per-s", min=0.001, help="Ceiling on documents written per second (live clusters)."
+            "--max-docs-per-s",
+            min=0.001,
+            help="Ceiling on documents written per second (live clusters); 429s halve it, clean batches "
+            "win it back slowly.",
         ),
     ] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Ignore an existing checkpoint.")] = False,
@@ -457,8 +460,13 @@ def enrich(
     json_output: JsonOption = False,
     progress: ProgressOption = None,
 ) -> None:
-    """Write SPLADE, term-weight, doc2query and dense fields into an existing index (resumable)."""
+    """Write SPLADE, term-weight, doc2query and dense fields into an existing index (resumable).
+
+    Ctrl-C or SIGTERM pauses: the batches in flight are written and checkpointed, the exit status is 130,
+    and the same command resumes.
+    """
     from .enrich import EnrichJob, EnrichOptions
+    from .pause import EXIT_PAUSED, stop_on_signals
     from .runner import CeleryRunner, LocalRunner
 
     if runner not in ("local", "celery"):
@@ -497,7 +505,9 @@ def enrich(
     chosen = LocalRunner() if runner == "local" else CeleryRunner(in_flight=in_flight, timeout=timeout)
     try:
         with chosen:
-            report = _guarded(lambda: EnrichJob(client, resolved, chosen, options).run(update))
+            job = EnrichJob(client, resolved, chosen, options)
+            with stop_on_signals(job.request_stop):
+                report = _guarded(lambda: job.run(update))
     finally:
         close()
     if dry_run:
@@ -511,12 +521,26 @@ def enrich(
             err=json_output,
         )
         if report.swapped_from:
-            typer.echo(f"{index} now points at {report.target} (was {report.swapped_from})", err=json_output)
+            typer.echo(
+                f"{index} now points at {report.target} (was {report.swapped_from}, kept; "
+                f"`nirbridge migrate rollback --index {index}` points it back)",
+                err=json_output,
+            )
+        if report.rate_cuts:
+            typer.echo(
+                f"the cluster answered 429: the rate was halved {report.rate_cuts} times", err=json_output
+            )
         for failure in report.failures[:20]:
             typer.echo(f"failed: {failure['id']}: {failure['reason']}", err=True)
+    if report.paused:
+        typer.echo(
+            f"paused: {report.processed} documents enriched so far, checkpoint {options.checkpoint}; "
+            "run the same command again to resume (--restart starts over)",
+            err=True,
+        )
     if json_output:
         _print_json(report.as_json())
-    raise typer.Exit(1 if report.failed else 0)
+    raise typer.Exit(EXIT_PAUSED if report.paused else 1 if report.failed else 0)
 
 
 @app.command()

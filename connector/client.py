@@ -43,7 +43,10 @@ AUTHENTICATION_FAILED = (
 
 
 class BackoffConnection(Urllib3HttpConnection):
-    """A urllib3 connection that retries 429/502/503/504 answers after waiting, instead of at once."""
+    """A urllib3 connection that retries 429/502/503/504 answers after waiting, instead of at once.
+
+    `rejected` counts the 429 answers it has seen: the enrichment job slows down when it grows.
+    """
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class BackoffConnection(Urllib3HttpConnection):
         self.backoff_retries = backoff_retries
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        self.rejected = 0
 
     def perform_request(
         self,
@@ -75,6 +79,7 @@ class BackoffConnection(Urllib3HttpConnection):
             except OpenSearchConnectionError:
                 raise
             except TransportError as exc:
+                self.rejected += exc.status_code == 429
                 if exc.status_code not in RETRY_STATUSES or attempt >= self.backoff_retries:
                     raise
                 time.sleep(min(self.max_backoff, self.initial_backoff * 2**attempt))

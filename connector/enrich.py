@@ -19,10 +19,17 @@ The steps, in order:
    `batch_size` (`--query` narrows the scan for incremental runs).
 4. Each enriched batch is written with `_bulk` partial updates (`connector.writer`: back-off on 429/5xx, 4xx
    reported, not retried), `nir_meta` set by `content.meta_update`, and then the checkpoint is saved: the
-   slice's `search_after` position, the counters and the failed ids with their reasons. With
-   `max_docs_per_s` the job sleeps between batches to stay under that rate (a live cluster's share).
+   slice's `search_after` position, the counters and the failed ids with their reasons.
+5. Throttling (`connector.throttle.AdaptiveRate`): with `max_docs_per_s` the job waits between batches to
+   stay under that rate (a live cluster's share). Whether or not there is a ceiling, a batch whose writes
+   were answered 429 (the writer's retried items, or requests the client's transport retried) halves the
+   rate, and each clean batch wins back 5% of the reference rate: repeated 429s back off harder and harder,
+   recovery is slow.
 
-Pausing is stopping (Ctrl-C, `kill`, even `kill -9`); resuming is running the same command again.
+Pausing: `request_stop()` (the CLI calls it on SIGINT/SIGTERM, `connector.pause`) stops feeding the runner;
+the batches already sent are enriched, written and checkpointed, and `run` returns a report with `paused`
+set, the checkpoint kept and no alias swapped. Resuming is running the same command again. Stopping hard
+(`kill -9`) is safe too, as below.
 
 A job killed at any point (`kill -9`) resumes from its checkpoint: the index is refreshed first, so documents
 written after the last save are seen as enriched and skipped; every document is enriched once. The checkpoint
@@ -55,6 +62,7 @@ from .migration import Plan, apply, copy_documents, plan_mapping_change, swap_al
 from .runner import Runner
 from .scan import scan_documents
 from .schema import EnrichedFields, FieldKind, enriched_properties
+from .throttle import AdaptiveRate
 from .writer import ItemResult, streaming_update, summarize
 
 __all__ = ["EnrichJob", "EnrichOptions", "EnrichReport", "spec_digest", "wanted_mapping"]
@@ -115,6 +123,9 @@ class EnrichReport:
     resumed: bool = False
     swapped_from: str | None = None
     dry_run: bool = False
+    paused: bool = False  # stopped on request before the end: the checkpoint is kept, nothing swapped
+    rate_cuts: int = 0  # times 429s made the job halve its rate
+    rate_limit: float | None = None  # the documents per second ceiling in force at the end (None: none)
     models: dict[str, str] = field(default_factory=dict)
 
     def count_from(self, checkpoint: Checkpoint) -> None:
@@ -141,6 +152,9 @@ class EnrichReport:
             "resumed": self.resumed,
             "swapped_from": self.swapped_from,
             "dry_run": self.dry_run,
+            "paused": self.paused,
+            "rate_cuts": self.rate_cuts,
+            "rate_limit": round(self.rate_limit, 2) if self.rate_limit is not None else None,
             "to_scan": self.to_scan,
             "mapping": self.mapping,
             "models": self.models,
@@ -268,6 +282,17 @@ class EnrichJob:
         self.options = options
         self.fields = list(options.spec.fields)
         self.meta_field = options.spec.field_names.meta
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Pause: finish the batches sent to the runner, checkpoint them and return (safe from a signal
+        handler or another thread)."""
+        self._stop.set()
+
+    def _rejections(self) -> int:
+        """429 answers the client's transport has retried so far (`client.BackoffConnection.rejected`)."""
+        connections = getattr(self.client.transport.connection_pool, "connections", ())
+        return sum(int(getattr(connection, "rejected", 0)) for connection in connections)
 
     # --- before the scan ------------------------------------------------------------------------------------
 
@@ -355,8 +380,9 @@ class EnrichJob:
 
     def _write(
         self, target: str, batch: _Batch, results: Sequence[Any], fingerprints: Mapping[str, str]
-    ) -> tuple[int, list[tuple[str, str]]]:
-        """Write one enriched batch; (documents written, [(id, reason)] of those that failed)."""
+    ) -> tuple[int, list[tuple[str, str]], bool]:
+        """Write one enriched batch; (documents written, [(id, reason)] of those that failed, whether the
+        cluster pushed back: an item retried after 429/5xx or answered 429 in the end)."""
         by_id = {hit["_id"]: hit for hit in batch.hits}
         failures: list[tuple[str, str]] = []
         updates: list[tuple[str, dict[str, Any]]] = []
@@ -374,6 +400,7 @@ class EnrichJob:
             (doc_id, "the runner returned no result for it") for doc_id in by_id if doc_id not in returned
         )
         written = 0
+        pushback = False
         item: ItemResult
         for item in streaming_update(
             self.client,
@@ -382,21 +409,12 @@ class EnrichJob:
             chunk_docs=self.options.chunk_docs,
             max_retries=self.options.max_retries,
         ):
+            pushback = pushback or item.attempts > 1 or item.status == 429
             if item.ok:
                 written += 1
             else:
                 failures.append((item.id, f"write failed ({item.status} {item.error_type}): {item.reason}"))
-        return written, failures
-
-    def _throttle(self, report: EnrichReport, done_before: int, started: float) -> None:
-        """Sleep until this run's written documents per second are back under `max_docs_per_s`."""
-        ceiling = self.options.max_docs_per_s
-        if ceiling is None:
-            return
-        done = report.processed + report.failed - done_before
-        ahead = done / ceiling - (time.perf_counter() - started)
-        if ahead > 0:
-            time.sleep(ahead)
+        return written, failures, pushback
 
     # --- the run --------------------------------------------------------------------------------------------
 
@@ -441,20 +459,27 @@ class EnrichJob:
         pending = [s for s in range(options.slices) if not checkpoint.is_finished(s)]
         started = time.perf_counter()
         scanned = report.scanned_before = checkpoint.processed + checkpoint.skipped + checkpoint.failed
-        done_before = checkpoint.processed + checkpoint.failed
-        if pending:
+        rate = AdaptiveRate(options.max_docs_per_s)
+        if pending and not self._stop.is_set():
             readers = _SliceReaders(lambda s: self._batches(target, fingerprints, checkpoint, s), pending)
             sent: deque[_Batch] = deque()
 
             def to_runner() -> Iterator[list[dict[str, Any]]]:
-                for batch in readers:
+                batches = iter(readers)
+                while not self._stop.is_set():  # on a stop, the runner finishes what it was sent
+                    batch = next(batches, None)
+                    if batch is None:
+                        return
                     sent.append(batch)
                     yield batch.docs(self.meta_field)
 
             try:
+                rate.restart_clock()
                 for done in self.runner.enrich(spec, to_runner()):
                     batch = sent.popleft()
-                    written, failures = self._write(target, batch, done.results, fingerprints)
+                    rejected_before = self._rejections()
+                    written, failures, pushback = self._write(target, batch, done.results, fingerprints)
+                    pushback = pushback or self._rejections() > rejected_before
                     checkpoint.record_batch(
                         batch.slice_id,
                         batch.position,
@@ -470,10 +495,14 @@ class EnrichJob:
                     report.seconds = time.perf_counter() - started
                     if progress is not None:
                         progress(report, scanned)
-                    self._throttle(report, done_before, started)
+                    self._stop.wait(rate.after_batch(written + len(failures), pushback))
             finally:
                 readers.close()
         report.seconds = time.perf_counter() - started
+        report.rate_cuts, report.rate_limit = rate.cuts, rate.rate
+        if not all(checkpoint.is_finished(s) for s in range(options.slices)):
+            report.paused = True  # stopped on request: resume with the same command
+            return report
 
         if plan.needs_new_index and target != plan.concrete:
             swap_alias(self.client, options.index, target)
