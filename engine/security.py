@@ -65,8 +65,14 @@ def load_users(path: str | Path) -> dict[str, bytes]:
 
 def check_tls(cert: str | Path, key: str | Path) -> None:
     """SecurityConfigError naming the files unless `cert` and `key` load as a PEM certificate and key."""
+
+    def no_password() -> bytes:  # else OpenSSL would prompt on the terminal for an encrypted key's passphrase
+        raise SecurityConfigError(
+            f"TLS: the key {key} is encrypted: give it unencrypted (PEM, no passphrase)"
+        )
+
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key))
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(cert), str(key), no_password)
     except FileNotFoundError as error:
         raise SecurityConfigError(f"TLS: no such file: {error.filename}") from None
     except (ssl.SSLError, OSError) as error:

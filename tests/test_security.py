@@ -26,6 +26,7 @@ import httpx
 import pytest
 import trustme
 import uvicorn
+from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from nirbridge.connector.beir import shipped_sample
@@ -71,6 +72,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, password in USERS.items():
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         lines += [f"{name}:", f'  hash: "{hashed}"', "  backend_roles: [admin]"]
+    key = serialization.load_pem_private_key(server.private_key_pem.bytes(), password=None)
+    encrypted = serialization.BestAvailableEncryption(b"passphrase")
+    paths["encrypted_key"] = folder / "encrypted-key.pem"
+    paths["encrypted_key"].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted)
+    )
     paths["users"] = folder / "internal_users.yml"
     paths["users"].write_text("\n".join(lines) + "\n")
     return paths
@@ -169,6 +176,7 @@ def test_engine_asks_for_credentials_as_the_security_plugin_does(
     [
         (["--tls-cert", "CERT"], "give both --tls-cert and --tls-key"),
         (["--tls-cert", "CA", "--tls-key", "CA"], "not a PEM certificate and its key"),
+        (["--tls-cert", "CERT", "--tls-key", "ENCRYPTED"], "is encrypted: give it unencrypted"),
         (["--users", "CERT"], "users file"),
         (["--users", "MISSING"], "cannot be read"),
     ],
@@ -177,6 +185,7 @@ def test_engine_refuses_unusable_security_files(
     tmp_path: Path, pki: dict[str, Path], flags: list[str], message: str
 ) -> None:
     names = {"CERT": str(pki["cert"]), "CA": str(pki["ca"]), "MISSING": str(tmp_path / "nope.yml")}
+    names["ENCRYPTED"] = str(pki["encrypted_key"])
     args = ["engine", "serve", "--data-dir", str(tmp_path / "data"), "--port", str(free_port())]
     result = runner.invoke(app, args + [names.get(flag, flag) for flag in flags])
     assert result.exit_code == 2
