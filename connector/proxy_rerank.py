@@ -136,6 +136,7 @@ class RerankReport:
     seconds: float = 0.0
     model_seconds: float | None = None  # the cross-encoder's own time (worker or in-process)
     backend: str | None = None  # the backend the cross-encoder ran on (onnx-int8, torch-fp32, ...)
+    pairs: int = 0  # (query, passage) pairs sent to the reranker
 
 
 def passage_of(source: Mapping[str, Any] | None, fields: Sequence[str]) -> str:
@@ -178,6 +179,7 @@ async def rerank_hits(
         return hits, report
     started = time.perf_counter()
     passages = [passage_of(hit.get("_source"), spec.fields) for hit in hits]
+    report.pairs = len(passages)
     outcome, failure = await _outcome(reranker, query, passages, spec)
     report.seconds = time.perf_counter() - started
     scores = getattr(outcome, "scores", None)

@@ -23,6 +23,8 @@ The wait polls the result backend every ``poll_s`` (as ``connector.runner`` does
 socket timeout, and the blocking work runs in a thread pool so that even a Redis call that hangs cannot hold
 the caller past its deadline.  The task is sent with ``expires`` = the deadline: a worker that gets to it
 later discards it.  ``arerank`` awaits the same work from an asyncio event loop (the proxy's ASGI app).
+Its headers carry the caller's request id and the time it was sent (``workers.observe``: the worker logs
+the id and measures the queue wait).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nirbridge.logs import REQUEST_ID
 from nirbridge.workers.celery_app import RERANK_QUEUE, redact
+from nirbridge.workers.observe import REQUEST_ID_HEADER, SENT_AT_HEADER
 from nirbridge.workers.tasks import PING, RERANK
 
 __all__ = ["InProcessReranker", "RerankClient", "RerankOutcome"]
@@ -78,6 +82,7 @@ class _Job:
     model: str
     backend: str
     params: dict[str, Any]
+    request_id: str | None = None  # the proxy request's (nirbridge.logs.REQUEST_ID), for the worker's logs
 
 
 class _Base:
@@ -109,7 +114,8 @@ class _Base:
         if limit <= 0:
             late = _degraded("timeout: the deadline had passed before the rerank started", started)
             return started, limit, late
-        job = _Job(query, list(passages), model, backend, dict(params or {}))
+        # read here, in the caller's context: the pool's threads do not inherit it
+        job = _Job(query, list(passages), model, backend, dict(params or {}), REQUEST_ID.get())
         return started, limit, self._pool.submit(self._work, job, limit, started)
 
     def rerank(
@@ -246,6 +252,7 @@ class RerankClient(_Base):
                 routing_key=self.queue,
                 expires=max(0.001, end - time.monotonic()),
                 retry=False,
+                headers={REQUEST_ID_HEADER: job.request_id, SENT_AT_HEADER: time.time()},
             )
         except Exception as error:  # noqa: BLE001 - kombu/redis errors, one translation boundary
             return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)

@@ -168,7 +168,11 @@ def broker_problem(url: str, timeout: float = 3.0) -> str | None:
 
 
 def run_worker(
-    queues: list[str], concurrency: int | None = None, loglevel: str = "info", hostname: str | None = None
+    queues: list[str],
+    concurrency: int | None = None,
+    loglevel: str = "info",
+    hostname: str | None = None,
+    quiet: bool = False,
 ) -> None:
     """Run a Celery worker for `queues` in this process until it is stopped (blocks).
 
@@ -177,7 +181,8 @@ def run_worker(
     processes (OMP_NUM_THREADS / MKL_NUM_THREADS, unless already set) so that they do not oversubscribe. For
     rerank latency run a worker of its own (`--queues rerank`): a process busy with a batch cannot answer.
 
-    Raises ValueError for an unknown queue and ConnectionError when the broker does not answer.
+    `quiet`: no startup banner (JSON logs). Raises ValueError for an unknown queue and ConnectionError when
+    the broker does not answer.
     """
     unknown = [queue for queue in queues if queue not in QUEUES]
     if not queues or unknown:
@@ -194,6 +199,8 @@ def run_worker(
         "--without-gossip",
         "--without-mingle",
     ]
+    if quiet:
+        argv.append("--quiet")
     processes = concurrency or len(queues)
     argv.append(f"--concurrency={processes}")
     threads = str(max(1, (os.cpu_count() or 1) // processes))

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -48,6 +49,7 @@ import numpy as np
 
 from nirbridge.workers.backends import Backend, Graph, bert_graph, graph_inputs, open_session, run_sorted
 from nirbridge.workers.errors import BadInputError, InputFailure
+from nirbridge.workers.metrics import observe_model_load
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
 
 if TYPE_CHECKING:
@@ -281,7 +283,9 @@ def cached_cross_encoder(
     with _lock:
         encoder = _loaded.get(key)
         if encoder is None:
+            started = time.perf_counter()
             encoder = CrossEncoder(model, backend, **params)  # type: ignore[arg-type]
+            observe_model_load("cross-encoder", model, time.perf_counter() - started)
             _loaded[key] = encoder
             _loads[key] = _loads.get(key, 0) + 1
         return encoder

@@ -28,12 +28,14 @@ import importlib
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from nirbridge.documents import content_hash, value_at
+from nirbridge.workers.metrics import observe_model_load
 
 __all__ = [
     "DocResult",
@@ -277,6 +279,7 @@ def _encoder(kind: str, encoder: EncoderSpec) -> tuple[Any, str]:
     with _lock:
         model = _encoders.get(key)
         if model is None:
+            started = time.perf_counter()
             try:
                 model = _build(kind, encoder)
             except EncoderUnavailable:
@@ -284,6 +287,7 @@ def _encoder(kind: str, encoder: EncoderSpec) -> tuple[Any, str]:
             except Exception as error:  # noqa: BLE001 - one translation boundary for every load failure
                 reason = f"{kind}: cannot load {encoder.model!r} (backend {encoder.backend}): {error}"
                 raise EncoderUnavailable(reason) from error
+            observe_model_load(kind, encoder.model, time.perf_counter() - started)
             _fingerprints[key] = _model_fingerprint(model, encoder)
             _encoders[key] = model
             _loads[key] = _loads.get(key, 0) + 1

@@ -30,7 +30,9 @@ import sys
 import time
 from typing import Any
 
+from . import observe  # noqa: F401 - Celery signal receivers: request ids, task metrics, a log line per task
 from .celery_app import ENRICH_QUEUE, ENRICH_SOFT_TIME_LIMIT, ENRICH_TIME_LIMIT, RERANK_QUEUE, app
+from .metrics import ENRICH_DOCS, RERANK_PAIRS
 from .pipeline import EnrichmentSpec, loaded_models, run_enrichment
 from .pipeline import describe as describe_spec
 
@@ -88,6 +90,9 @@ def enrich_batch(self: Any, spec: dict[str, Any], docs: list[dict[str, Any]]) ->
         if _is_out_of_memory(error):
             raise TransientError(f"out of memory on a batch of {len(docs)} documents: {error}") from None
         raise
+    failed = sum(not result.ok for result in results)
+    ENRICH_DOCS.labels("processed").inc(len(results) - failed)
+    ENRICH_DOCS.labels("failed").inc(failed)
     return {
         "results": [result.to_json() for result in results],
         "worker": self.request.hostname or socket.gethostname(),
@@ -186,6 +191,7 @@ def rerank(self: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"scores": [], "worker": worker, "seconds": 0.0, "backend": None}
     encoder = cached_cross_encoder(model, str(backend), params)
     scores = encoder.score(str(request["query"]), passages)
+    RERANK_PAIRS.inc(len(passages))
     return {
         "scores": [float(x) for x in scores],
         "worker": worker,
