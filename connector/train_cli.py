@@ -18,7 +18,7 @@ import typer
 
 from nirbridge.workers.train.data import TrainingData
 
-from .cli_options import ProgressOption, UrlOption
+from .cli_options import JsonOption, ProgressOption, UrlOption
 
 __all__ = [
     "BaseOption",
@@ -94,3 +94,117 @@ def prepare(
         return _guarded(
             lambda: with_bm25_candidates(client, resolved, index, data, depth=depth, progress=bar.update)
         )
+
+
+@train_app.command("dense")
+def train_dense_command(
+    dataset: DatasetOption,
+    out: OutOption,
+    url: UrlOption = None,
+    index: TrainIndexOption = None,
+    base: BaseOption = "all-MiniLM-L6-v2",
+    train_split: TrainSplitOption = "train",
+    dev_split: DevSplitOption = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the train pairs.")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Queries per batch.")] = 32,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")] = 2e-5,
+    temperature: Annotated[
+        float, typer.Option("--temperature", min=1e-4, help="InfoNCE temperature (similarity divisor).")
+    ] = 0.05,
+    max_length: Annotated[int, typer.Option("--max-length", min=8, help="Document word pieces.")] = 256,
+    query_max_length: Annotated[
+        int, typer.Option("--query-max-length", min=4, help="Query word pieces.")
+    ] = 64,
+    hard_negatives: Annotated[
+        int, typer.Option("--hard-negatives", min=0, help="BM25 negatives per query in a batch.")
+    ] = 1,
+    skip_top: Annotated[
+        int, typer.Option("--skip-top", min=0, help="Top BM25 ranks never used as negatives.")
+    ] = 3,
+    depth: Annotated[
+        int, typer.Option("--depth", min=1, help="Deepest BM25 rank a negative comes from.")
+    ] = 50,
+    lora: LoraOption = 0,
+    patience: Annotated[
+        int, typer.Option("--patience", min=1, help="Epochs without a better dev nDCG@10 before stopping.")
+    ] = 1,
+    seed: SeedOption = 0,
+    json_output: JsonOption = False,
+    progress: ProgressOption = None,
+) -> None:
+    """Fine-tune the bi-encoder DPR-style (in-batch + BM25 hard negatives) for `nirbridge enrich --dense`."""
+    import shlex
+    import sys
+    from collections.abc import Mapping
+
+    from tqdm import tqdm
+
+    from nirbridge.workers.errors import ModelNotFoundError
+    from nirbridge.workers.train.dense import train_dense
+
+    from .cli import _print_json
+
+    if depth <= skip_top:
+        raise typer.BadParameter(
+            f"must be above --skip-top ({skip_top}), got {depth}", param_hint="'--depth'"
+        )
+    data = prepare(
+        dataset,
+        url=url,
+        index=index,
+        train_split=train_split,
+        dev_split=dev_split,
+        seed=seed,
+        progress=progress,
+    )
+    command = ["nirbridge", "train", "dense", "--dataset", str(dataset), "--out", str(out), "--base", base]
+    command += ["--index", index] if index else []
+    command += ["--train-split", train_split] + (["--dev-split", dev_split] if dev_split else [])
+    command += [f"--epochs={epochs}", f"--batch-size={batch_size}", f"--learning-rate={learning_rate}"]
+    command += [f"--temperature={temperature}", f"--max-length={max_length}"]
+    command += [f"--query-max-length={query_max_length}", f"--hard-negatives={hard_negatives}"]
+    command += [f"--skip-top={skip_top}", f"--depth={depth}", f"--lora={lora}", f"--patience={patience}"]
+    command += [f"--seed={seed}"]
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(desc="train dense", unit="step", disable=not show) as bar:
+
+        def report(event: str, info: Mapping[str, float]) -> None:
+            if event == "step":
+                bar.total = int(info["steps"])
+                bar.set_postfix(epoch=int(info["epoch"]), loss=f"{info['loss']:.3f}")
+                bar.update(1)
+            else:
+                bar.write(f"epoch {int(info['epoch'])}: dev nDCG@10 {info['ndcg@10']:.4f}", file=sys.stderr)
+
+        try:
+            summary = train_dense(
+                data,
+                out,
+                base=base,
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                temperature=temperature,
+                max_length=max_length,
+                query_max_length=query_max_length,
+                hard_negatives=hard_negatives,
+                skip_top=skip_top,
+                depth=depth,
+                lora_rank=lora,
+                patience=patience,
+                seed=seed,
+                command=shlex.join(command),
+                progress=report,
+            )
+        except ModelNotFoundError as error:
+            raise typer.BadParameter(error.reason, param_hint="'--base'") from None
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    metrics = summary["metrics"]
+    typer.echo(
+        f"{out}: dev nDCG@10 {metrics['dev ndcg@10 best']:.4f} (base {metrics['dev ndcg@10 base']:.4f}), "
+        f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds'] / 60:.1f} min",
+        err=json_output,
+    )
+    if json_output:
+        _print_json(summary)
