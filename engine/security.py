@@ -3,6 +3,7 @@
     users = load_users("internal_users.yml")        # {name: bcrypt hash}
     app = BasicAuth(create_app(data_dir), users)    # plain ASGI middleware in front of the engine
     check_tls("node.pem", "node-key.pem")           # before uvicorn gets them
+    hash_password("s3cret")                         # "$2b$12$...": a users file's `hash`
 
 The users file has the shape of the security plugin's `internal_users.yml`: a mapping from user name to an
 entry whose `hash` is a bcrypt hash (what the plugin's `tools/hash.sh` prints, `$2y$12$...`); other keys of an
@@ -26,7 +27,7 @@ from typing import Any
 import bcrypt
 import yaml
 
-__all__ = ["BasicAuth", "SecurityConfigError", "check_tls", "load_users"]
+__all__ = ["BasicAuth", "SecurityConfigError", "check_tls", "hash_password", "load_users"]
 
 CHALLENGE = b'Basic realm="OpenSearch Security"'
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
@@ -61,6 +62,11 @@ def load_users(path: str | Path) -> dict[str, bytes]:
     if not users:
         raise SecurityConfigError(f"users file {path}: names no user")
     return users
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    """The bcrypt hash of `password` (cost 12, as the security plugin's `tools/hash.sh`) for a users file."""
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds=rounds)).decode("ascii")
 
 
 def check_tls(cert: str | Path, key: str | Path) -> None:
