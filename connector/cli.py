@@ -31,6 +31,13 @@ from .errors import (
     UsageError,
 )
 from .ingest import IngestReport, ensure_index, ingest_documents
+from .observe_options import (
+    LogFormatOption,
+    LogLevelOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    setup_logging,
+)
 from .schema import corpus_index_body
 from .search import SearchResult, search_bm25
 from .settings import Settings
@@ -140,11 +147,6 @@ def engine_serve(
         )
     except SecurityConfigError as error:
         _fail(str(error), 2)
-
-
-from .hash_password_cli import hash_password_command  # noqa: E402 - a bcrypt hash for engine serve --users
-
-engine_app.command("hash-password")(hash_password_command)
 
 
 def _run_ingest(
@@ -397,6 +399,28 @@ def _enrich_progress(show: bool) -> tuple[Callable[[Any, int], None], Callable[[
     return update, close
 
 
+def _enrich_metrics(
+    update: Callable[[Any, int], None], port: int | None, host: str
+) -> tuple[Callable[[Any, int], None], Callable[[], None]]:
+    """With a port: the job's metrics (connector.metrics) served there, kept up by the progress callback,
+    and the function that stops the server. Without: `update` as it is."""
+    if port is None:
+        return update, lambda: None
+    from .metrics import EnrichMetrics, serve_registry
+
+    metrics = EnrichMetrics()
+    try:
+        server = serve_registry(port, metrics.registry, host)
+    except OSError as error:
+        _fail(f"cannot serve metrics on {host}:{port}: {error.strerror or error}", 2)
+
+    def both(report: Any, scanned: int) -> None:
+        update(report, scanned)
+        metrics.observe(report)
+
+    return both, server.close
+
+
 @app.command()
 def enrich(
     index: IndexOption,
@@ -464,6 +488,10 @@ def enrich(
     ] = False,
     json_output: JsonOption = False,
     progress: ProgressOption = None,
+    log_format: LogFormatOption = None,
+    log_level: LogLevelOption = None,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Write SPLADE, term-weight, doc2query and dense fields into an existing index (resumable).
 
@@ -473,6 +501,8 @@ def enrich(
     from .enrich import EnrichJob, EnrichOptions
     from .pause import EXIT_PAUSED, stop_on_signals
     from .runner import CeleryRunner, LocalRunner
+
+    setup_logging(log_format, log_level)
 
     if runner not in ("local", "celery"):
         raise typer.BadParameter(f"{runner!r}: choose local or celery", param_hint="'--runner'")
@@ -507,6 +537,7 @@ def enrich(
     )
     show = sys.stderr.isatty() if progress is None else progress
     update, close = _enrich_progress(show)
+    update, stop_metrics = _enrich_metrics(update, metrics_port, metrics_host)
     chosen = LocalRunner() if runner == "local" else CeleryRunner(in_flight=in_flight, timeout=timeout)
     try:
         with chosen:
@@ -515,6 +546,7 @@ def enrich(
                 report = _guarded(lambda: job.run(update))
     finally:
         close()
+        stop_metrics()
     if dry_run:
         typer.echo(f"dry run: {report.to_scan} documents to scan in {index}", err=json_output)
         typer.echo(report.mapping_text, err=json_output)
@@ -556,19 +588,43 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="Pool processes (default: one per queue).")
     ] = None,
-    loglevel: Annotated[str, typer.Option("--loglevel", help="debug, info, warning, error.")] = "info",
+    loglevel: Annotated[
+        str | None,
+        typer.Option(
+            "--loglevel",
+            "--log-level",
+            help="debug, info, warning, error, critical (default: $NIRBRIDGE_LOG_LEVEL, else info).",
+            show_default=False,
+        ),
+    ] = None,
     hostname: Annotated[
         str | None, typer.Option("--hostname", help="Worker node name (default nirbridge-QUEUES@host).")
     ] = None,
+    log_format: LogFormatOption = None,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
-    """A Celery worker (broker and results: $NIRBRIDGE_BROKER_URL, $NIRBRIDGE_RESULT_BACKEND)."""
+    """A Celery worker (broker and results: $NIRBRIDGE_BROKER_URL, $NIRBRIDGE_RESULT_BACKEND).
+
+    With --metrics-port the workers' metrics (workers.metrics) of every pool process are served there
+    (prometheus_client's multiprocess mode, workers.metrics_http)."""
+    from celery import signals
+
+    chosen, level = setup_logging(log_format, loglevel)
+    signals.setup_logging.connect(lambda **_: None, weak=False)  # a receiver: Celery keeps our handler
+    if metrics_port is not None:
+        from nirbridge.workers.metrics_http import serve_worker_metrics
+
+        try:
+            serve_worker_metrics(metrics_port, metrics_host)
+        except OSError as error:
+            _fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {error.strerror or error}", 2)
     from nirbridge.workers.celery_app import run_worker
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
-    if loglevel.lower() not in {"debug", "info", "warning", "error", "critical"}:
-        raise typer.BadParameter(f"unknown level {loglevel!r}", param_hint="'--loglevel'")
     try:
-        run_worker(names, concurrency=concurrency, loglevel=loglevel.lower(), hostname=hostname)
+        # JSON logs: no banner on stdout, so that every line the worker prints parses
+        run_worker(names, concurrency=concurrency, loglevel=level, hostname=hostname, quiet=chosen == "json")
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--queues'") from None
     except ConnectionError as error:

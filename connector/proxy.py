@@ -14,6 +14,7 @@ Routes (DESIGN.md, "The proxy's search API"):
                                            refuses unknown ext keys)
     POST /{index}/_nirbridge/search       query text in, queries built here (connector.proxy_search)
     GET /_nirbridge/health                 liveness: the process answers
+    GET /_nirbridge/metrics                Prometheus text exposition (connector.metrics)
     GET /_nirbridge/ready                  the cluster answers GET / within 1 s and a rerank worker answers
                                            a `nirbridge.ping` task sent through queue `rerank` within 1 s
                                            (in-process reranking: always); 503 otherwise
@@ -21,6 +22,7 @@ Routes (DESIGN.md, "The proxy's search API"):
                                            unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
 
 Errors are OpenSearch-shaped (connector.proxy_errors); the cluster's own errors pass through unchanged.
+Every request gets a request id, a log line and its metrics (connector.proxy_observe).
 The client's `Authorization` header goes on to the cluster with every request the proxy makes for it; headers
 are never logged.
 """
@@ -32,19 +34,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .metrics import ProxyMetrics
 from .proxy_cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
 from .proxy_errors import BadRequest, Forbidden, ProxyError, error_body
+from .proxy_observe import ObservedRequests, note
 from .proxy_policy import filter_source, is_read_only
-from .proxy_rerank import AsyncReranker, RerankSpec, rerank_hits
+from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
 from .proxy_search import SearchRequest, nirbridge_block, run_search
 from .queries import QueryEncoders
 from .settings import Settings
@@ -128,17 +133,31 @@ def default_reranker(settings: Settings) -> AsyncReranker | None:
 
 @dataclass
 class Proxy:
-    """What the routes share: the settings, the cluster, the fields cache, the reranker."""
+    """What the routes share: the settings, the cluster, the fields cache, the reranker, the metrics."""
 
     settings: Settings
     cluster: Cluster
     fields: FieldsCache
     reranker: AsyncReranker | None
+    metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
 
     # --- routes -------------------------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
         return _json({"status": "ok"})
+
+    async def metrics_text(self, request: Request) -> Response:
+        body, content_type = self.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    def _observe(
+        self, request: Request, mode: str, took_ms: Mapping[str, float], report: RerankReport
+    ) -> None:
+        """A search's stages and second stage into the metrics; the outcome into the request's log line."""
+        self.metrics.observe_stages(mode, dict(took_ms))
+        self.metrics.observe_rerank(report)
+        if report.reranked or report.degraded:
+            note(request.scope, reranked=report.reranked, degraded=report.degraded)
 
     async def ready(self, request: Request) -> Response:
         (cluster_ok, cluster_said), rerank = await asyncio.gather(
@@ -172,10 +191,12 @@ class Proxy:
         started = time.perf_counter()
         index = request.path_params["index"]
         search = SearchRequest.parse(_parse(await request.body()), self.settings)
+        note(request.scope, mode=search.mode)
         auth = request.headers.get("authorization")
         builder = await self.fields.builder(self.cluster, index, auth)
         result = await run_search(self.cluster, builder, search, self.reranker, auth)
         took = (time.perf_counter() - started) * 1000
+        self._observe(request, search.mode, result.took_ms, result.report)
         scores = [hit["_score"] for hit in result.hits]
         return _json(
             {
@@ -203,6 +224,7 @@ class Proxy:
 
     async def _reranked_search(self, request: Request, body: dict[str, Any]) -> Response:
         started = time.perf_counter()
+        note(request.scope, mode="search")
         spec = RerankSpec.parse(body["ext"].pop("rerank"), self.settings, "ext.rerank")
         if not body["ext"]:
             del body["ext"]
@@ -250,11 +272,13 @@ class Proxy:
         took = (time.perf_counter() - started) * 1000
         answer["took"] = int(took)
         stages = {"first_stage": first_ms, "rerank": rerank_ms, "total": took}
+        self._observe(request, "search", stages, report)
         answer["nirbridge"] = nirbridge_block("search", report, stages)
         return _json(answer)
 
     async def passthrough(self, request: Request, body: bytes | None = None) -> Response:
         path = request.url.path
+        note(request.scope, mode="passthrough")
         if not self.settings.proxy_allow_writes and not is_read_only(request.method, path):
             raise Forbidden(
                 f"{request.method} {path} writes to or administers the cluster, which this proxy does not "
@@ -352,6 +376,7 @@ def make_app(
     routes = [
         Route("/_nirbridge/health", proxy.health, methods=["GET", "HEAD"]),
         Route("/_nirbridge/ready", proxy.ready, methods=["GET", "HEAD"]),
+        Route("/_nirbridge/metrics", proxy.metrics_text, methods=["GET"]),
         Route("/{index}/_nirbridge/search", proxy.nirbridge_search, methods=["POST", "GET"]),
         Route("/_search", proxy.search, methods=["GET", "POST"]),
         Route("/{index}/_search", proxy.search, methods=["GET", "POST"]),
@@ -360,6 +385,7 @@ def make_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(ObservedRequests, metrics=proxy.metrics, routes=routes)],
         exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
     )
     app.state.proxy = proxy

@@ -1,15 +1,18 @@
 """`nirbridge serve`: the search proxy (connector.proxy) under uvicorn (registered in `connector.cli`).
 
     nirbridge serve --url http://127.0.0.1:9200 --host 127.0.0.1 --port 8080 [--rerank-model DIR]
+                    [--log-format json] [--log-level info]
 
 Settings come from the environment (`NIRBRIDGE_PROXY_*`, see connector.settings); the flags here win. The
 proxy starts even when the cluster does not answer yet (`GET /_nirbridge/ready` says so); a bad URL, bad
-settings or a port already taken exit 2 at once.
+settings or a port already taken exit 2 at once. Logs go to stderr (nirbridge.logs), one line per request
+(connector.proxy_observe) instead of uvicorn's access log; metrics are at `GET /_nirbridge/metrics`.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from typing import Annotated
 
@@ -18,6 +21,7 @@ import typer
 from .cli_options import UrlOption
 from .client import validate_url
 from .errors import BadUrlError, UsageError
+from .observe_options import LogFormatOption, LogLevelOption, setup_logging
 from .proxy_errors import redact
 from .settings_loader import load_settings
 
@@ -72,11 +76,11 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+    log_format: LogFormatOption = None,
+    log_level: LogLevelOption = None,
 ) -> None:
     """The search proxy: OpenSearch's API in front of the cluster, with neural retrieval and reranking."""
-    if log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
-        raise typer.BadParameter(f"unknown level {log_level!r}", param_hint="'--log-level'")
+    _, level = setup_logging(log_format, log_level)
     overrides: dict[str, object] = {}
     if url:
         overrides["url"] = url
@@ -105,9 +109,15 @@ def serve_command(
     mode = "read-write" if settings.proxy_allow_writes else "read-only"
     where = "in process" if settings.proxy_rerank_in_process else f"workers via {redact(settings.broker_url)}"
     model = settings.proxy_rerank_model or "none by default"
-    typer.echo(
-        f"nirbridge proxy on http://{host}:{port} -> {redact(settings.url)} ({mode}; rerank {where}, "
-        f"model {model})",
-        err=True,
+    logging.getLogger("nirbridge.serve").info(  # a log record: a JSON line with --log-format json
+        "nirbridge proxy on http://%s:%d -> %s (%s; rerank %s, model %s)",
+        host,
+        port,
+        redact(settings.url),
+        mode,
+        where,
+        model,
     )
-    uvicorn.run(make_app(settings), host=host, port=port, log_level=log_level.lower())
+    # log_config=None: uvicorn's loggers go to the root handler (text or JSON); its access log would print
+    # query strings (`?q=`): the proxy logs each request itself
+    uvicorn.run(make_app(settings), host=host, port=port, log_level=level, log_config=None, access_log=False)

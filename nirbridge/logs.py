@@ -9,8 +9,9 @@ The format and level come from the command line, else `NIRBRIDGE_LOG_FORMAT` (`t
 `NIRBRIDGE_LOG_LEVEL` (`debug` … `critical`), else text at info.
 
 No query text, document text or secret is logged unless `NIRBRIDGE_LOG_QUERIES=true` (`log_queries()`):
-nirbridge's own messages check it, and a filter on the handler hides what Celery puts in its records, the
-task arguments (a rerank's query and passages) and return values (an enrichment batch's doc2query text).
+nirbridge's own messages check it, a filter on the handler hides what Celery puts in its records, the task
+arguments (a rerank's query and passages) and return values (an enrichment batch's doc2query text), and
+httpx's request lines (URLs with their query strings) are held back to WARNING.
 Request headers, `Authorization` among them, are never logged.
 
 Shared by the connector and the workers (the workers never import the connector, DESIGN.md), like
@@ -126,4 +127,6 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple
     root.addHandler(handler)
     _installed.append(handler)
     root.setLevel(lowered.upper())
+    # httpx logs every request's URL at INFO, query string included (`_search?q=...` passed through)
+    logging.getLogger("httpx").setLevel(logging.NOTSET if log_queries() else logging.WARNING)
     return chosen, lowered
