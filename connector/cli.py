@@ -149,6 +149,11 @@ def engine_serve(
         _fail(str(error), 2)
 
 
+from .hash_password_cli import hash_password_command  # noqa: E402 - a bcrypt hash for engine serve --users
+
+engine_app.command("hash-password")(hash_password_command)
+
+
 def _run_ingest(
     client: OpenSearch,
     url: str,
