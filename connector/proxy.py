@@ -22,6 +22,9 @@ Routes (DESIGN.md, "The proxy's search API"):
                                            unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
 
 Errors are OpenSearch-shaped (connector.proxy_errors); the cluster's own errors pass through unchanged.
+Limits (connector.proxy_limits): past `NIRBRIDGE_PROXY_MAX_IN_FLIGHT` requests at once a request is answered
+429 at once, a body past `NIRBRIDGE_PROXY_MAX_BODY_BYTES` 413, a query text past
+`NIRBRIDGE_PROXY_MAX_QUERY_CHARS` 400.
 Every request gets a request id, a log line and its metrics (connector.proxy_observe).
 The client's `Authorization` header goes on to the cluster with every request the proxy makes for it; headers
 are never logged.
@@ -47,6 +50,7 @@ from starlette.routing import Route
 from .metrics import ProxyMetrics
 from .proxy_cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
 from .proxy_errors import BadRequest, Forbidden, ProxyError, error_body
+from .proxy_limits import RequestLimits, check_query_length
 from .proxy_observe import ObservedRequests, note
 from .proxy_policy import filter_source, is_read_only
 from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
@@ -125,7 +129,9 @@ def default_reranker(settings: Settings) -> AsyncReranker | None:
         celery = make_celery_app(
             WorkerSettings(broker_url=settings.broker_url, result_backend=settings.result_backend)
         )
-        return rerank_client.RerankClient(celery, deadline_s=deadline_s)
+        return rerank_client.RerankClient(
+            celery, deadline_s=deadline_s, max_queue=settings.proxy_rerank_max_queue
+        )
     except Exception as error:  # noqa: BLE001 - a proxy without reranking still serves first stages
         log.warning("reranking is unavailable: %s: %s", type(error).__name__, error)
         return None
@@ -191,6 +197,7 @@ class Proxy:
         started = time.perf_counter()
         index = request.path_params["index"]
         search = SearchRequest.parse(_parse(await request.body()), self.settings)
+        check_query_length(search.q, self.settings.proxy_max_query_chars, "q")
         note(request.scope, mode=search.mode)
         auth = request.headers.get("authorization")
         builder = await self.fields.builder(self.cluster, index, auth)
@@ -243,6 +250,8 @@ class Proxy:
         query = spec.query or query_text_of(body.get("query"))
         if not query:
             raise BadRequest("[ext.rerank.query] is needed: the body has no text query to rerank against")
+        where = "ext.rerank.query" if spec.query else "query"
+        check_query_length(query, self.settings.proxy_max_query_chars, where)
         body.update({"from": 0, "size": spec.window, "_source": True})
         auth = request.headers.get("authorization")
         clock = time.perf_counter()
@@ -385,7 +394,15 @@ def make_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ObservedRequests, metrics=proxy.metrics, routes=routes)],
+        middleware=[
+            Middleware(ObservedRequests, metrics=proxy.metrics, routes=routes),
+            # inside the metrics: requests refused for the limits are counted too
+            Middleware(
+                RequestLimits,
+                max_in_flight=settings.proxy_max_in_flight,
+                max_body_bytes=settings.proxy_max_body_bytes,
+            ),
+        ],
         exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},
     )
     app.state.proxy = proxy
