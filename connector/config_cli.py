@@ -78,5 +78,4 @@ def config_command(url: UrlOption = None, json_output: JsonOption = False) -> No
     typer.echo(f"settings file: {path}" if path else "settings file: none ($NIRBRIDGE_CONFIG is not set)")
     width = max(len(name) for name in rows)
     for name, row in rows.items():
-        value = "" if row["value"] is None else row["value"]
-        typer.echo(f"{name:<{width}} = {json.dumps(value)}  ({row['source']})")
+        typer.echo(f"{name:<{width}} = {json.dumps(row['value'])}  ({row['source']})")
