@@ -24,6 +24,7 @@ from nirbridge.connector.client import make_client
 from nirbridge.connector.engine_process import EngineProcess
 from nirbridge.connector.enrich import EnrichJob, EnrichOptions
 from nirbridge.connector.errors import MigrationError
+from nirbridge.connector.pause import stop_on_signals
 from nirbridge.connector.runner import LocalRunner
 from nirbridge.connector.throttle import AdaptiveRate
 
@@ -275,3 +276,14 @@ def test_the_dry_run_prints_what_would_change_and_changes_nothing(
     assert client.indices.get_mapping(index="dry") == mapping
     assert not client.indices.exists(index="dry-nir-1") and not client.indices.exists(index="dry-nir-0")
     assert set(_versions(client, "dry", docs[:5]).values()) == {1} and not checkpoint.exists()
+
+
+def test_sigterm_asks_to_stop_once_and_the_handlers_come_back() -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    asked: list[str] = []
+    with stop_on_signals(lambda: asked.append("stop")):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `docker compose stop` sends it
+        time.sleep(0.05)  # the handler runs in the main thread between bytecodes
+        assert asked == ["stop"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # a second Ctrl-C interrupts
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
