@@ -143,4 +143,7 @@ def serve(
         access_log=False,
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
+        # an idle keep-alive TLS connection holds up asyncio's shutdown until the client closes it (up to
+        # 30 s); requests are answered synchronously, so waiting 2 s for responses still being sent is enough
+        timeout_graceful_shutdown=2 if tls_cert else None,
     )
