@@ -24,7 +24,8 @@ The steps, in order:
    stay under that rate (a live cluster's share). Whether or not there is a ceiling, a batch whose writes
    were answered 429 (the writer's retried items, or requests the client's transport retried) halves the
    rate, and each clean batch wins back 5% of the reference rate: repeated 429s back off harder and harder,
-   recovery is slow.
+   recovery is slow. The copy into a new index (step 2) is paced by the same rate, one `chunk_docs` chunk at
+   a time; a stop during the copy takes effect when the copy is done.
 
 Pausing: `request_stop()` (the CLI calls it on SIGINT/SIGTERM, `connector.pause`) stops feeding the runner;
 the batches already sent are enriched, written and checkpointed, and `run` returns a report with `paused`
@@ -315,21 +316,34 @@ class EnrichJob:
         except TransportError as exc:
             raise cluster_error(exc, self.url, index) from exc
 
-    def _migrate(self, plan: Plan, checkpoint: Checkpoint) -> str:
-        """Create the new index and copy every document into it (once: a resumed run finds it in the
-        checkpoint)."""
+    def _paced(self, results: Iterator[ItemResult], rate: AdaptiveRate) -> Iterator[ItemResult]:
+        """A copy's results, waiting after every chunk as the throttle says: the copy writes too."""
+        done, pushback, rejected_before = 0, False, self._rejections()
+        rate.restart_clock()
+        for item in results:
+            yield item
+            done += 1
+            pushback = pushback or item.attempts > 1 or item.status == 429
+            if done == self.options.chunk_docs:
+                time.sleep(rate.after_batch(done, pushback or self._rejections() > rejected_before))
+                done, pushback, rejected_before = 0, False, self._rejections()
+
+    def _migrate(self, plan: Plan, checkpoint: Checkpoint, rate: AdaptiveRate) -> str:
+        """Create the new index and copy every document into it, throttled as the enrichment is (once: a
+        resumed run finds it in the checkpoint)."""
         if checkpoint.target and self._exists(checkpoint.target):
             return checkpoint.target
         target = apply(self.client, plan)
-        copied = summarize(
-            copy_documents(
-                self.client,
-                plan.concrete,
-                target,
-                drop_fields=plan.drop_fields,
-                page_size=self.options.page_size,
-            )
+        copying = copy_documents(
+            self.client,
+            plan.concrete,
+            target,
+            drop_fields=plan.drop_fields,
+            page_size=self.options.page_size,
+            chunk_docs=self.options.chunk_docs,
+            max_retries=self.options.max_retries,
         )
+        copied = summarize(self._paced(copying, rate))
         if copied.failed:
             first = copied.failures[0]
             raise MigrationError(
@@ -445,8 +459,9 @@ class EnrichJob:
             restart=options.restart,
         )
         report.resumed = bool(checkpoint.positions or checkpoint.target or checkpoint.finished)
+        rate = AdaptiveRate(options.max_docs_per_s)  # one rate for the copy and the enrichment
         if plan.needs_new_index:
-            target = self._migrate(plan, checkpoint)
+            target = self._migrate(plan, checkpoint, rate)
         elif checkpoint.target and self._exists(checkpoint.target):
             target = checkpoint.target  # killed after the swap, before the checkpoint was removed
         else:
@@ -459,7 +474,6 @@ class EnrichJob:
         pending = [s for s in range(options.slices) if not checkpoint.is_finished(s)]
         started = time.perf_counter()
         scanned = report.scanned_before = checkpoint.processed + checkpoint.skipped + checkpoint.failed
-        rate = AdaptiveRate(options.max_docs_per_s)
         if pending and not self._stop.is_set():
             readers = _SliceReaders(lambda s: self._batches(target, fingerprints, checkpoint, s), pending)
             sent: deque[_Batch] = deque()

@@ -167,6 +167,33 @@ def test_429s_from_the_cluster_slow_the_job_and_every_document_is_still_written(
     assert set(_versions(client, "pushback", docs[:22]).values()) == {2}  # each written once, none lost
 
 
+def test_the_copy_into_a_new_index_is_paced_by_the_same_rate(
+    client: OpenSearch, engine: EngineProcess, docs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    _create(client, "copied", docs[:10], knn=False)  # a knn_vector needs a new index: a copy, then enrichment
+    rejecting = _Rejecting(items={1}, whole=set())  # the copy's first chunk
+    gate = HttpGate(engine.url, answer=rejecting)
+    try:
+        options = EnrichOptions(
+            index="copied",
+            spec=_spec(dense="all-MiniLM-L6-v2"),
+            checkpoint=tmp_path / "ck.json",
+            chunk_docs=4,
+            max_docs_per_s=1000.0,
+        )
+        report = EnrichJob(make_client(gate.url), gate.url, LocalRunner(), options).run()
+    finally:
+        gate.stop()
+    assert rejecting.rejected == 4 and report.rate_cuts == 1
+    assert (report.target, report.swapped_from, report.processed, report.failed) == (
+        "copied-nir-1",
+        "copied",
+        10,
+        0,
+    )
+    assert client.count(index="copied")["count"] == 10
+
+
 # --- pause and resume ---------------------------------------------------------------------------------------
 
 
