@@ -1,8 +1,8 @@
 """The `nirbridge` command line (DESIGN.md lists the public contract).
 
 Exit status: 0 success, 1 some documents failed (each one listed) or the cluster failed, 2 bad usage or an
-unreachable cluster, 130 an `enrich` paused by SIGINT/SIGTERM (the same command resumes it). `--json` prints one JSON object on the last line of stdout; progress and errors go to
-stderr.
+unreachable cluster, 130 an `enrich` paused by SIGINT/SIGTERM (the same command resumes it). `--json`
+prints one JSON object on the last line of stdout; progress and errors go to stderr.
 """
 
 from __future__ import annotations
