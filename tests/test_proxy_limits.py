@@ -127,3 +127,10 @@ def test_bad_limits_are_refused_with_their_name() -> None:
         RequestLimits(make_app(Settings(), reranker=None), max_in_flight=0, max_body_bytes=1)
     with pytest.raises(ValueError, match="proxy_max_body_bytes"):
         Settings(proxy_max_body_bytes=0)
+
+
+def test_the_rerank_queue_cap_comes_from_the_settings() -> None:
+    # the RerankClient built from the settings (nothing connects until a request): past the cap a reranked
+    # request answers degraded at once ("queue full", tests/test_rerank.py), instead of waiting in Redis
+    app = make_app(Settings(proxy_rerank_max_queue=3), reranker="default")
+    assert app.state.proxy.reranker.max_queue == 3
