@@ -80,27 +80,31 @@ def _interpolate(text: str) -> str:
     return VARIABLE.sub(one, text).replace("$$", "$")
 
 
-def _command(name: str) -> Any:
-    """The click command behind `nirbridge name` (typer builds one; a group has `commands`)."""
+def _command(words: list[str]) -> tuple[Any, int]:
+    """The click command that `nirbridge words...` runs (typer builds one; a group has `commands`), and
+    how many words name it (`migrate rollback`: 2)."""
     found: Any = typer.main.get_command(app)
-    for part in name.split():
-        assert part in getattr(found, "commands", {}), f"no command `nirbridge {name}`"
-        found = found.commands[part]
-    return found
+    used = 0
+    while used < len(words) and words[used] in getattr(found, "commands", {}):
+        found = found.commands[words[used]]
+        used += 1
+    assert used and not hasattr(found, "commands"), f"no command `nirbridge {' '.join(words[: used + 1])}`"
+    return found, used
 
 
 def _check_cli(argv: list[str], where: str) -> None:
     """`nirbridge argv...` is a command whose every option exists, and whose --help runs."""
     words = [_interpolate(str(word)) for word in argv]
-    command = _command(words[0])
-    help_run = CliRunner().invoke(app, [words[0], "--help"])
+    command, used = _command(words)
+    name, args = words[:used], words[used:]
+    help_run = CliRunner().invoke(app, [*name, "--help"])
     assert help_run.exit_code == 0, help_run.output
     options = {opt: param for param in command.params for opt in (*param.opts, *param.secondary_opts)}
-    for word in words[1:]:
+    for word in args:
         if word.startswith("--"):
-            assert word in options, f"{where}: `nirbridge {words[0]}` has no option {word}"
+            assert word in options, f"{where}: `nirbridge {' '.join(name)}` has no option {word}"
     # the command's own parser takes the whole line: types, ranges and required options as when it runs
-    context = command.make_context(words[0], words[1:])
+    context = command.make_context(" ".join(name), args)
     assert context.params, where
 
 
@@ -152,7 +156,7 @@ def test_every_nirbridge_variable_is_a_setting_and_every_variable_is_defined(ser
     fields = {f"NIRBRIDGE_{name.upper()}" for name in Settings.model_fields}
     for name, spec in services.items():
         # a setting, or a variable an option of the service's own command reads
-        command = _command(str(spec["command"][0])) if name in _ours(services) else None
+        command = _command([str(word) for word in spec["command"]])[0] if name in _ours(services) else None
         envvars = {param.envvar for param in command.params if param.envvar} if command else set()
         for key in _environment(spec):
             if key.startswith("NIRBRIDGE_"):
@@ -227,3 +231,18 @@ def test_the_build_context_holds_what_the_dockerfile_copies(services) -> None:
     folders = set(re.findall(r'^"nirbridge[\w.]*" = "([\w/]+)"$', pyproject, re.M))
     assert folders and {folder.split("/")[0] for folder in folders} <= set(copied), (folders, copied)
     assert re.search(r"VARIANT.*\n(.*\n)*.*cpu\).*\n.*gpu\).*onnxruntime-gpu", dockerfile)
+
+
+def test_the_readme_steps_run_real_commands(services) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Running on a real cluster (docker)") :]
+    section = section[: section.index("\n## ", 1)].replace("\\\n", " ")
+    runs = re.findall(r"docker compose (?:-f \S+ )+(?:--profile \S+ )?run --rm (\S+)([^\n`]*)", section)
+    assert len(runs) >= 5, runs
+    for service, rest in runs:
+        assert service in _ours(services), service
+        words = shlex.split(rest)
+        _check_cli(words or list(services[service]["command"]), f"README: run --rm {service}{rest}")
+        if "--dataset" in words:  # a path inside the image: WORKDIR /opt/nirbridge holds the copied folders
+            inside = Path(words[words.index("--dataset") + 1]).relative_to("/opt/nirbridge")
+            assert (ROOT / inside / "corpus.jsonl").is_file(), inside
