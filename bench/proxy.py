@@ -24,9 +24,9 @@ reordered by each configuration's scores, and its difference to torch-fp32's (go
 BM25's own.
 
 ``--model``: a cross-encoder folder.  Without it, the test suite's model (all-MiniLM-L6-v2 with a score head
-trained for a minute on SciFact by ``workers.reranker_training``, ``NIRBRIDGE_TEST_MODELS``) is trained or
-reused: a weak reranker (its nDCG is below BM25's on NFCorpus), but the speed of any MiniLM-L6 cross-encoder
-and the differences between backends are what this part measures.
+trained for a minute on SciFact by ``workers.train.reranker``'s ``QUICK``, ``NIRBRIDGE_TEST_MODELS``) is
+trained or reused: a weak reranker (its nDCG is below BM25's on NFCorpus), but the speed of any MiniLM-L6
+cross-encoder and the differences between backends are what this part measures.
 
 Measured here (2 shared AVX2 cores, no AVX-512 / AMX; the tests' model; 5 queries x 100 pairs at 256):
 
@@ -94,21 +94,22 @@ CONFIGS = (
     ("onnx-fp32", "onnx-fp32", True),
     ("onnx-int8", "onnx-int8", True),
 )
-# the tests' recipe (tests/cross_encoder_fixture.py TRAINING): the same folder is reused by both
-TEST_MODEL = {"steps": 60, "queries": 8, "negatives": 1, "max_length": 128, "seed": 0}
 
 
 def default_model() -> Path:
     """The test suite's cross-encoder, trained here when it is not there yet (same folder rule)."""
-    from nirbridge.workers import reranker_training
+    from nirbridge.connector.beir import BeirDataset
+    from nirbridge.connector.train_data import training_data
     from nirbridge.workers.models import fingerprint, resolve_model
+    from nirbridge.workers.train import reranker
 
+    # the tests' recipe and folder rule (tests/cross_encoder_fixture.py): the same folder is reused by both
     recipe = json.dumps(
         {
-            "kwargs": TEST_MODEL,
+            "kwargs": reranker.QUICK,
             "base": fingerprint(resolve_model("all-MiniLM-L6-v2")),
             "dataset": "scifact",
-            "recipe": reranker_training.RECIPE,
+            "recipe": reranker.RECIPE,
         },
         sort_keys=True,
     )
@@ -117,7 +118,8 @@ def default_model() -> Path:
     )
     folder = root / f"xenc-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
     if not (folder / "config.json").exists():
-        reranker_training.train_quick_reranker("all-MiniLM-L6-v2", SCIFACT, folder, **TEST_MODEL)
+        data = training_data(BeirDataset.open(SCIFACT))
+        reranker.train_reranker(data, folder, base="all-MiniLM-L6-v2", **reranker.QUICK)
     return folder
 
 

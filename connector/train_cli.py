@@ -208,3 +208,123 @@ def train_dense_command(
     )
     if json_output:
         _print_json(summary)
+
+
+@train_app.command("reranker")
+def train_reranker_command(
+    dataset: DatasetOption,
+    out: OutOption,
+    url: UrlOption = None,
+    index: TrainIndexOption = None,
+    base: BaseOption = "all-MiniLM-L6-v2",
+    train_split: TrainSplitOption = "train",
+    dev_split: DevSplitOption = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps (at most).")] = 300,
+    queries: Annotated[int, typer.Option("--queries", min=1, help="Query groups per forward pass.")] = 8,
+    accumulation: Annotated[
+        int, typer.Option("--accumulation", min=1, help="Forward passes per optimiser step.")
+    ] = 2,
+    group: Annotated[int, typer.Option("--group", min=2, help="1 relevant + group-1 negatives.")] = 8,
+    skip_top: Annotated[
+        int, typer.Option("--skip-top", min=0, help="Top BM25 ranks never used as negatives.")
+    ] = 3,
+    depth: Annotated[
+        int, typer.Option("--depth", min=1, help="Deepest BM25 rank a negative comes from.")
+    ] = 50,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="AdamW peak rate.")] = 3e-5,
+    warmup: Annotated[float, typer.Option("--warmup", help="Share of the steps spent warming up.")] = 0.1,
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Pair word pieces.")] = 192,
+    head: Annotated[str, typer.Option("--head", help="Score head: cls or mean (see workers.train).")] = "cls",
+    frozen_layers: Annotated[
+        int, typer.Option("--frozen-layers", min=0, help="Lowest layers (and embeddings) kept fixed.")
+    ] = 0,
+    lora: LoraOption = 0,
+    validate_every: Annotated[
+        int, typer.Option("--validate-every", min=0, help="Steps between dev validations (0: at the end).")
+    ] = 50,
+    patience: Annotated[
+        int, typer.Option("--patience", min=1, help="Validations without improvement before stopping.")
+    ] = 3,
+    dev_depth: Annotated[
+        int, typer.Option("--dev-depth", min=1, help="BM25 candidates reranked per dev query.")
+    ] = 30,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="ONNX fp32 + int8 in OUT/onnx.")
+    ] = True,
+    seed: SeedOption = 0,
+    json_output: JsonOption = False,
+    progress: ProgressOption = None,
+) -> None:
+    """Fine-tune a cross-encoder (listwise loss, BM25 hard negatives) for the proxy's `rerank`."""
+    import shlex
+    import sys
+    from typing import Any
+
+    from tqdm import tqdm
+
+    from nirbridge.workers.errors import ModelNotFoundError
+    from nirbridge.workers.train.reranker import train_reranker
+
+    from .cli import _print_json
+
+    data = prepare(
+        dataset,
+        url=url,
+        index=index,
+        train_split=train_split,
+        dev_split=dev_split,
+        seed=seed,
+        progress=progress,
+    )
+    flags = {"index": index, "train-split": train_split, "dev-split": dev_split, "steps": steps}
+    flags |= {"queries": queries, "accumulation": accumulation, "group": group, "skip-top": skip_top}
+    flags |= {"depth": depth, "learning-rate": learning_rate, "warmup": warmup, "max-length": max_length}
+    flags |= {"head": head, "frozen-layers": frozen_layers, "lora": lora, "validate-every": validate_every}
+    flags |= {"patience": patience, "dev-depth": dev_depth, "seed": seed}
+    command = ["nirbridge", "train", "reranker", "--dataset", str(dataset), "--out", str(out), "--base", base]
+    command += [f"--{name}={value}" for name, value in flags.items() if value is not None]
+    command += [] if export else ["--no-export"]
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(total=steps, desc="train reranker", unit="step", disable=not show) as bar:
+
+        def report(info: dict[str, Any]) -> None:
+            if "loss" in info:
+                bar.set_postfix(loss=f"{info['loss']:.3f}")
+                bar.update(1)
+            else:
+                bar.write(f"step {info['step']}: dev nDCG@10 {info['dev ndcg@10']:.4f}", file=sys.stderr)
+
+        try:
+            record = train_reranker(
+                data,
+                out,
+                base=base,
+                steps=steps,
+                queries=queries,
+                accumulation=accumulation,
+                group=group,
+                skip_top=skip_top,
+                depth=depth,
+                learning_rate=learning_rate,
+                warmup=warmup,
+                max_length=max_length,
+                head=head,  # type: ignore[arg-type]
+                frozen_layers=frozen_layers,
+                lora_rank=lora,
+                validate_every=validate_every,
+                patience=patience,
+                dev_depth=dev_depth,
+                export=export,
+                seed=seed,
+                command=shlex.join(command),
+                progress=report,
+            )
+        except ModelNotFoundError as error:
+            raise typer.BadParameter(error.reason, param_hint="'--base'") from None
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    metrics = record["metrics"]
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    typer.echo(f"{out}: {shown}, {record['seconds'] / 60:.1f} min", err=json_output)
+    if json_output:
+        _print_json(record)

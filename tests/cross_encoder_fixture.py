@@ -1,11 +1,12 @@
 """A small real cross-encoder for the tests: all-MiniLM-L6-v2 with a fresh score head, briefly trained.
 
-The training itself is ``nirbridge.workers.reranker_training.train_quick_reranker`` (in the package, where the
-benchmark and the training issue's ``nirbridge train reranker`` use it too); here is only where its output
-lives.  Training takes two to three minutes on two shared cores, so the model is kept between test sessions
-under ``NIRBRIDGE_TEST_MODELS`` (default ``~/.cache/nirbridge/test-models``) in a folder named by a hash of
-the trainer's recipe name (``RECIPE``), its arguments and the base model's fingerprint: a change to any of
-them trains anew.  The ONNX exports of that model are cached beside it (``cache/``), for the same reason.
+The training itself is ``nirbridge.workers.train.reranker.train_reranker`` with its ``QUICK`` preset (random
+negatives, no validation, no export; the trainer of ``nirbridge train reranker``, which the benchmark uses
+too); here is only where its output lives.  Training takes two to three minutes on two shared cores, so the
+model is kept between test sessions under ``NIRBRIDGE_TEST_MODELS`` (default
+``~/.cache/nirbridge/test-models``) in a folder named by a hash of the trainer's recipe name (``RECIPE``), its
+settings and the base model's fingerprint: a change to any of them trains anew.  The ONNX exports of that
+model are cached beside it (``cache/``), for the same reason.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import Any
 
 import pytest
 
-__all__ = ["TRAINING", "models_dir", "trained_cross_encoder", "train_or_reuse"]
+__all__ = ["models_dir", "trained_cross_encoder", "train_or_reuse"]
 
 BASE = "all-MiniLM-L6-v2"
-TRAINING: dict[str, Any] = {"steps": 60, "queries": 8, "negatives": 1, "max_length": 128, "seed": 0}
 
 
 def models_dir() -> Path:
@@ -32,17 +32,20 @@ def models_dir() -> Path:
 
 
 def train_or_reuse(dataset: Path, base: str = BASE, **overrides: Any) -> Path:
-    """The folder of the cross-encoder ``train_quick_reranker(base, dataset, ...)`` makes, trained once."""
-    from nirbridge.workers import reranker_training
+    """The folder of the cross-encoder ``train_reranker(..., **QUICK)`` makes from ``dataset``, trained
+    once."""
+    from nirbridge.connector.beir import BeirDataset
+    from nirbridge.connector.train_data import training_data
     from nirbridge.workers.models import fingerprint, resolve_model
+    from nirbridge.workers.train import reranker
 
-    kwargs = {**TRAINING, **overrides}
+    kwargs = {**reranker.QUICK, **overrides}
     recipe = json.dumps(
         {
             "kwargs": kwargs,
             "base": fingerprint(resolve_model(base)),
             "dataset": dataset.name,
-            "recipe": reranker_training.RECIPE,
+            "recipe": reranker.RECIPE,
         },
         sort_keys=True,
     )
@@ -52,8 +55,7 @@ def train_or_reuse(dataset: Path, base: str = BASE, **overrides: Any) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".training-"))
     try:
-        stats = reranker_training.train_quick_reranker(base, dataset, scratch, **kwargs)
-        (scratch / "training.json").write_text(json.dumps({**stats, "recipe": json.loads(recipe)}, indent=1))
+        reranker.train_reranker(training_data(BeirDataset.open(dataset)), scratch, base=base, **kwargs)
         try:
             os.rename(scratch, folder)  # atomic: a concurrent session sees the whole model or none
         except OSError:

@@ -20,11 +20,12 @@ from celery import Celery
 from cross_encoder_fixture import models_dir, trained_cross_encoder  # noqa: F401 - a fixture
 from redis_fixture import RedisServer, WorkerProcess
 
+from nirbridge.connector.beir import BeirDataset
 from nirbridge.connector.rerank_client import InProcessReranker, RerankClient
+from nirbridge.connector.train_data import training_data
 from nirbridge.workers.celery_app import WorkerSettings, make_app
 from nirbridge.workers.cross_encoder import CrossEncoder, cached_cross_encoder, word_windows
 from nirbridge.workers.errors import BadInputError
-from nirbridge.workers.reranker_training import load_beir_split
 from nirbridge.workers.tasks import RERANK
 
 pytestmark = pytest.mark.timeout(240)
@@ -44,7 +45,8 @@ def export_cache() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def groups(scifact_dir: Path) -> list[tuple[str, list[str]]]:
     """6 SciFact training queries, each with its relevant abstract first and 7 random ones."""
-    corpus, queries, relevant = load_beir_split(scifact_dir)
+    data = training_data(BeirDataset.open(scifact_dir))
+    corpus, queries, relevant = data.corpus, data.queries, data.train
     rng = random.Random(1)
     ids = sorted(corpus)
     return [
