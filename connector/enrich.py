@@ -24,8 +24,9 @@ The steps, in order:
    stay under that rate (a live cluster's share). Whether or not there is a ceiling, a batch whose writes
    were answered 429 (the writer's retried items, or requests the client's transport retried) halves the
    rate, and each clean batch wins back 5% of the reference rate: repeated 429s back off harder and harder,
-   recovery is slow. The copy into a new index (step 2) is paced by the same rate, one `chunk_docs` chunk at
-   a time; a stop during the copy takes effect when the copy is done.
+   recovery is slow. The copies a migration makes (into the new index, and of a concrete index the swap
+   replaces) are paced by the same rate, `chunk_docs` documents at a time; a stop during a copy takes effect
+   when it is done.
 
 Pausing: `request_stop()` (the CLI calls it on SIGINT/SIGTERM, `connector.pause`) stops feeding the runner;
 the batches already sent are enriched, written and checkpointed, and `run` returns a report with `paused`
@@ -46,6 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -519,8 +521,10 @@ class EnrichJob:
             return report
 
         if plan.needs_new_index and target != plan.concrete:
-            swap_alias(self.client, options.index, target)
+            pace = partial(self._paced, rate=rate)
+            swap_alias(self.client, options.index, target, pace=pace, chunk_docs=options.chunk_docs)
             report.swapped_from = plan.concrete
+            report.rate_cuts, report.rate_limit = rate.cuts, rate.rate  # a kept copy is paced too
         self._refresh(target)
         Path(options.checkpoint).unlink(missing_ok=True)  # complete: the next run starts over (and skips)
         return report

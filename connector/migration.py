@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +75,8 @@ _NOT_COPIED = (
     "index.history.uuid",
     "index.replication.type",
 )
+# wraps a stream of write results, e.g. to wait between chunks (the enrichment job's throttle)
+Pace = Callable[[Iterator[ItemResult]], Iterator[ItemResult]]
 _META_KEY = "nirbridge"  # where a swapped-in index records what it replaced (its mapping's `_meta`)
 _SUFFIX = re.compile(r"^(?P<base>.+)-nir-(?P<n>\d+)$")
 
@@ -325,16 +327,19 @@ def _count(client: OpenSearch, index: str) -> int:
     return int(client.count(index=index)["count"])
 
 
-def _keep_a_copy(client: OpenSearch, concrete: str, body: Mapping[str, Any]) -> str:
+def _keep_a_copy(
+    client: OpenSearch, concrete: str, body: Mapping[str, Any], pace: Pace | None, chunk_docs: int
+) -> str:
     """Copy a concrete index that a swap will delete into `<name>-nir-0` (same mapping and settings), so
-    that the swap can be rolled back; the copy's name."""
+    that the swap can be rolled back; the copy's name. `pace` wraps the copy's results (a throttle)."""
     url = _url_of(client)
     keep = f"{concrete}-nir-0"
     if client.indices.exists(index=keep):
         raise MigrationError(url, f"{keep} exists already: delete it or move it away before the swap", keep)
     settings = _copyable_settings(_normalise(body.get("settings")))
     client.indices.create(index=keep, body={"settings": settings, "mappings": body.get("mappings") or {}})
-    copied = summarize(copy_documents(client, concrete, keep))
+    results = copy_documents(client, concrete, keep, chunk_docs=chunk_docs)
+    copied = summarize(pace(results) if pace is not None else results)
     if copied.failed or _count(client, keep) != _count(client, concrete):
         client.indices.delete(index=keep)
         raise MigrationError(
@@ -368,6 +373,8 @@ def swap_alias(
     *,
     verify_counts: bool = True,
     dry_run: bool = False,
+    pace: Pace | None = None,
+    chunk_docs: int = 500,
 ) -> list[dict]:
     """Point `alias_or_index` at `new_index` with one atomic `_aliases` call; the actions sent.
 
@@ -375,7 +382,9 @@ def swap_alias(
     else MigrationError and nothing changes. The old index is kept: an alias simply moves; a concrete index,
     which the same call must delete (an alias cannot take the name of an index), is first copied into
     `<name>-nir-0`. The new index's mapping `_meta.nirbridge.previous_index` records the old (or kept) index,
-    for `rollback`. `dry_run`: the checks only, the actions that would be sent, nothing changed.
+    for `rollback`. `dry_run`: the checks only, the actions that would be sent, nothing changed. `pace`
+    wraps the results of that copy (the enrichment job throttles it as its own writes), written
+    `chunk_docs` documents per `_bulk`.
     """
     url = _url_of(client)
     concrete, is_alias, body = _resolve(client, alias_or_index)
@@ -408,7 +417,7 @@ def swap_alias(
         if dry_run:
             return actions
         if not is_alias:
-            _keep_a_copy(client, concrete, body)
+            _keep_a_copy(client, concrete, body, pace, chunk_docs)
         _record_previous(client, new_index, previous, alias_or_index)
         client.indices.update_aliases(body={"actions": actions})
     except TransportError as exc:

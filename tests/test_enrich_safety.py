@@ -104,11 +104,12 @@ def test_bad_throttle_parameters_are_refused_by_name() -> None:
 
 
 class _Rejecting:
-    """Answers the bulk requests numbered in `items` with 429 per item and those in `whole` with 429 for
-    the request, as OpenSearch does when its write queue is full."""
+    """Answers the bulk requests numbered in `items`, and the first one into each index of `first_into`,
+    with 429 per item, and those numbered in `whole` with 429 for the request, as OpenSearch does when its
+    write queue is full."""
 
-    def __init__(self, items: set[int], whole: set[int]) -> None:
-        self.items, self.whole = items, whole
+    def __init__(self, items: set[int], whole: set[int], first_into: set[str] | None = None) -> None:
+        self.items, self.whole, self.first_into = items, whole, set(first_into or ())
         self.bulks = 0
         self.rejected = 0
 
@@ -121,9 +122,12 @@ class _Rejecting:
         if self.bulks in self.whole:
             self.rejected += 1
             return 429, {"error": {"root_cause": [error], **error}, "status": 429}
-        if self.bulks not in self.items:
-            return None
         lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        ((_, first),) = lines[0].items()
+        if first["_index"] in self.first_into:
+            self.first_into.discard(first["_index"])
+        elif self.bulks not in self.items:
+            return None
         items = []
         for header in lines[0::2]:
             ((action, meta),) = header.items()
@@ -167,11 +171,13 @@ def test_429s_from_the_cluster_slow_the_job_and_every_document_is_still_written(
     assert set(_versions(client, "pushback", docs[:22]).values()) == {2}  # each written once, none lost
 
 
-def test_the_copy_into_a_new_index_is_paced_by_the_same_rate(
+def test_the_copies_a_migration_makes_are_paced_by_the_same_rate(
     client: OpenSearch, engine: EngineProcess, docs: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    _create(client, "copied", docs[:10], knn=False)  # a knn_vector needs a new index: a copy, then enrichment
-    rejecting = _Rejecting(items={1}, whole=set())  # the copy's first chunk
+    # a knn_vector needs a new index: a copy into copied-nir-1, the enrichment there, then (the name being a
+    # concrete index) a copy of the old index kept in copied-nir-0 before the swap
+    _create(client, "copied", docs[:10], knn=False)
+    rejecting = _Rejecting(items=set(), whole=set(), first_into={"copied-nir-1", "copied-nir-0"})
     gate = HttpGate(engine.url, answer=rejecting)
     try:
         options = EnrichOptions(
@@ -184,14 +190,15 @@ def test_the_copy_into_a_new_index_is_paced_by_the_same_rate(
         report = EnrichJob(make_client(gate.url), gate.url, LocalRunner(), options).run()
     finally:
         gate.stop()
-    assert rejecting.rejected == 4 and report.rate_cuts == 1
+    assert not rejecting.first_into and rejecting.rejected == 4 + 4  # a chunk of 4 in each copy
+    assert report.rate_cuts == 2
     assert (report.target, report.swapped_from, report.processed, report.failed) == (
         "copied-nir-1",
         "copied",
         10,
         0,
     )
-    assert client.count(index="copied")["count"] == 10
+    assert client.count(index="copied")["count"] == 10 and client.count(index="copied-nir-0")["count"] == 10
 
 
 # --- pause and resume ---------------------------------------------------------------------------------------
