@@ -169,3 +169,31 @@ def test_bad_input_exits_2_with_a_clear_message(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "model").exists()
+
+
+def test_the_mean_head_starts_as_mean_pooling_and_loads_as_a_cross_encoder(tmp_path: Path) -> None:
+    """The appended layer's [CLS] output is LayerNorm(8 x masked mean + [CLS]) of the sixth layer's states,
+    computed here by hand from the base model, with padding that must not count."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from nirbridge.workers.models import resolve_model
+    from nirbridge.workers.train.reranker import _initial_model
+
+    base = resolve_model("all-MiniLM-L6-v2")
+    _initial_model(base, "mean", tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
+    batch = tokenizer(["statins", "vitamin d"], ["breast cancer death", "bone fractures in older adults"])
+    batch = tokenizer.pad(batch, return_tensors="pt")
+    assert int(batch["attention_mask"].sum()) < batch["attention_mask"].numel()  # one row is padded
+    with torch.no_grad():
+        states = AutoModel.from_pretrained(str(base))(**batch).last_hidden_state
+        model = AutoModelForSequenceClassification.from_pretrained(str(tmp_path)).eval()
+        pooled_in = model.bert(**batch, output_hidden_states=True).hidden_states[-1][:, 0]
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    mean = (states * mask).sum(1) / mask.sum(1)
+    expected = torch.nn.functional.layer_norm(8 * mean + states[:, 0], (states.shape[-1],), eps=1e-12)
+    assert model.config.num_hidden_layers == 7
+    torch.testing.assert_close(pooled_in, expected, atol=1e-4, rtol=1e-4)
+    scores = CrossEncoder(tmp_path, backend="torch-fp32").score("statins", ["breast cancer", "bone"])
+    assert scores.shape == (2,) and np.isfinite(scores).all()
