@@ -177,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--configs", default=",".join(name for name, _, _ in CONFIGS))
-    parser.add_argument("--part", choices=("all", "cross-encoder", "end-to-end"), default="all")
+    parser.add_argument(
+        "--part", choices=("all", "cross-encoder", "end-to-end", "query-encoding"), default="all"
+    )
+    parser.add_argument("--encode-modes", default="dense,sparse")
+    parser.add_argument("--encode-queries", type=int, default=400)
     parser.add_argument("--rerank-backend", default="auto")
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--deadline-ms", type=int, default=30_000)
@@ -191,7 +195,63 @@ def main(argv: list[str] | None = None) -> int:
         cross_encoder_part(args)
     if args.part in ("all", "end-to-end"):
         print(json.dumps(end_to_end(args, args.model or default_model())), flush=True)
+    if args.part in ("all", "query-encoding"):
+        for mode in args.encode_modes.split(","):
+            print(json.dumps(query_encoding(args, mode)), flush=True)
     return 0
+
+
+def query_encoding(args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    """Part 3: `--clients` concurrent requests encoding NFCorpus queries in the proxy's way, each on its own
+    (one thread hop and one model call per query, the baseline) and through `QueryBatcher`."""
+    import asyncio
+
+    from nirbridge.connector.queries import QueryEncoders
+    from nirbridge.connector.query_batcher import QueryBatcher
+
+    _, _, queries, _ = load_nfcorpus(args.dataset)
+    texts = [queries[q] for q in sorted(queries)][: args.encode_queries]
+    encoders = QueryEncoders(backend="onnx-fp32")
+    encoders.warm_up([mode])
+    alone = getattr(encoders, mode)
+
+    async def clients(encode: Any) -> tuple[float, list[float]]:
+        pending = list(texts)
+        latencies: list[float] = []
+
+        async def client() -> None:
+            while pending:
+                text = pending.pop()
+                clock = time.perf_counter()
+                await encode(text)
+                latencies.append((time.perf_counter() - clock) * 1000)
+
+        clock = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(args.clients)))
+        return time.perf_counter() - clock, latencies
+
+    load_before = os.getloadavg()[0]
+    plain_s, plain_ms = asyncio.run(clients(lambda text: asyncio.to_thread(alone, text)))
+    batcher = QueryBatcher(max_batch=32)
+    batched_s, batched_ms = asyncio.run(clients(lambda text: batcher.encode(encoders, mode, text)))
+    (lane,) = batcher.stats().values()
+    return {
+        "bench": "proxy.query_encoding",
+        "mode": mode,
+        "model": encoders.model_of(mode),
+        "backend": encoders.backend,
+        "clients": args.clients,
+        "queries": len(texts),
+        "unbatched": {"queries_per_s": round(len(texts) / plain_s, 1), "latency_ms": _percentiles(plain_ms)},
+        "batched": {
+            "queries_per_s": round(len(texts) / batched_s, 1),
+            "latency_ms": _percentiles(batched_ms),
+            "mean_batch": round(lane["mean_batch"], 2),
+        },
+        "speedup": round(plain_s / batched_s, 2),
+        "cores": os.cpu_count(),
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def cross_encoder_part(args: argparse.Namespace) -> None:

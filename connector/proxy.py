@@ -56,6 +56,7 @@ from .proxy_policy import filter_source, is_read_only
 from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
 from .proxy_search import SearchRequest, nirbridge_block, run_search
 from .queries import QueryEncoders
+from .query_batcher import QueryBatcher
 from .settings import Settings
 
 __all__ = ["Proxy", "make_app", "query_text_of"]
@@ -146,6 +147,7 @@ class Proxy:
     fields: FieldsCache
     reranker: AsyncReranker | None
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
+    batcher: QueryBatcher | None = None  # sparse/dense query encodings batched across requests
 
     # --- routes -------------------------------------------------------------------------------------------
 
@@ -201,7 +203,7 @@ class Proxy:
         note(request.scope, mode=search.mode)
         auth = request.headers.get("authorization")
         builder = await self.fields.builder(self.cluster, index, auth)
-        result = await run_search(self.cluster, builder, search, self.reranker, auth)
+        result = await run_search(self.cluster, builder, search, self.reranker, auth, self.batcher)
         took = (time.perf_counter() - started) * 1000
         self._observe(request, search.mode, result.took_ms, result.report)
         scores = [hit["_score"] for hit in result.hits]
@@ -359,6 +361,8 @@ def make_app(
     owned = reranker == "default"  # a reranker built here is closed here; one given belongs to the caller
     chosen = default_reranker(settings) if owned else reranker
     proxy = Proxy(settings, cluster, FieldsCache(encoders, settings.proxy_fields_ttl_s), chosen)  # type: ignore[arg-type]
+    if settings.proxy_query_batch:
+        proxy.batcher = QueryBatcher(settings.proxy_query_batch)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -5,7 +5,8 @@
      "rerank": {"window": 100, "fields": ["title", "text"]}, "_source": true}
 
 The bodies come from `connector.queries` (`FirstStage`, `QueryBuilder`), sent as one `_msearch` over the
-proxy's pooled async client; the query encoders run in a thread, off the event loop. Without rerank the
+proxy's pooled async client; the query encoders run in a thread, off the event loop, sparse and dense
+queries of concurrent requests batched into one model call (`query_batcher`). Without rerank the
 first stage fetches `from + size` hits (hybrid: `max(depth, from + size)` per mode, fused); with rerank it
 fetches `window`, reranks them and pages inside the window (`from + size` past the window is cut there).
 
@@ -31,6 +32,7 @@ from .proxy_errors import BadRequest
 from .proxy_policy import filter_source
 from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
 from .queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder
+from .query_batcher import BATCHED_MODES, QueryBatcher
 from .settings import Settings
 
 __all__ = ["SearchRequest", "nirbridge_block", "run_search"]
@@ -128,8 +130,21 @@ class SearchResult:
     took_ms: dict[str, float] = field(default_factory=dict)
 
 
-async def _encode(builder: QueryBuilder, stage: FirstStage, cluster: Cluster, text: str, auth: str | None):
-    """The `_msearch` bodies of one query (terms IDF counted first, over the same client)."""
+async def _encode(
+    builder: QueryBuilder,
+    stage: FirstStage,
+    cluster: Cluster,
+    text: str,
+    auth: str | None,
+    batcher: QueryBatcher | None,
+):
+    """The `_msearch` bodies of one query (terms IDF counted first, over the same client; sparse and dense
+    encodings through `batcher` when there is one)."""
+    encoded: dict[str, Any] | None = None
+    batched = [one for one in stage.run if one in BATCHED_MODES] if batcher is not None else []
+    if batcher is not None and batched:
+        rows = await asyncio.gather(*(batcher.encode(builder.encoders, one, text) for one in batched))
+        encoded = dict(zip(batched, rows, strict=True))
     terms = None
     if "terms" in stage.run:
         words = await asyncio.to_thread(builder.encoders.terms, text)
@@ -137,6 +152,8 @@ async def _encode(builder: QueryBuilder, stage: FirstStage, cluster: Cluster, te
         if counts:
             builder.learn_idf(new, await cluster.msearch(builder.fields.index, counts, auth=auth))
         terms = builder.weighted_terms([words])
+    if batcher is not None:  # every encoding is done: building the bodies needs no thread hop
+        return stage.bodies(builder, [text], terms, [encoded])
     return await asyncio.to_thread(stage.bodies, builder, [text], terms)
 
 
@@ -151,6 +168,7 @@ async def run_search(
     request: SearchRequest,
     reranker: AsyncReranker | None,
     auth: str | None,
+    batcher: QueryBatcher | None = None,
 ) -> SearchResult:
     """The first stage, the sources, the second stage and the page (BadRequest for a missing field)."""
     index = builder.fields.index
@@ -161,7 +179,7 @@ async def run_search(
         stage.require(builder.fields)
         if any(one != "bm25" for one in stage.run):
             await asyncio.to_thread(_check_lengths, builder, stage, request.q)
-        bodies = await _encode(builder, stage, cluster, request.q, auth)
+        bodies = await _encode(builder, stage, cluster, request.q, auth, batcher)
     except UsageError as error:
         raise BadRequest.from_usage(error) from None
     took["encode"] = (time.perf_counter() - clock) * 1000

@@ -374,6 +374,20 @@ class QueryEncoders:
         """The query's own words, split as nir_terms documents were (no expansion, no repeats)."""
         return list(_load_model("terms", self.terms_model, self.backend).query_terms(text))
 
+    def many(self, mode: str, texts: Sequence[str]) -> list[Any]:
+        """`sparse` weights or `dense` vectors of several queries in one model call (as `sparse(text)` and
+        `dense(text)` return them)."""
+        if mode == "sparse":
+            return [dict(row) for row in _load_model("sparse", self.sparse_model, self.backend).encode(texts)]
+        if mode == "dense":
+            rows = _load_model("dense", self.dense_model, self.backend).encode(texts)
+            return [[float(x) for x in row] for row in rows]
+        raise ValueError(f"only sparse and dense queries are encoded in batches, not {mode!r}")
+
+    def model_of(self, mode: str) -> str:
+        """The model name that encodes `mode`'s queries."""
+        return {"sparse": self.sparse_model, "dense": self.dense_model, "terms": self.terms_model}[mode]
+
     def dense_dimension(self) -> int:
         return int(_load_model("dense", self.dense_model, self.backend).dimension)
 
@@ -382,7 +396,7 @@ class QueryEncoders:
         encodes the query (sparse, terms, dense); None for bm25 (the encoders truncate silently)."""
         if mode not in ("sparse", "terms", "dense"):
             return None
-        name = {"sparse": self.sparse_model, "terms": self.terms_model, "dense": self.dense_model}[mode]
+        name = self.model_of(mode)
         model = _load_model(mode, name, self.backend)
         encoder = model.encoder if mode == "terms" else model  # TermWeighter wraps a SparseEncoder
         pieces = len(encoder.tokenizer(text, truncation=False)["input_ids"])
@@ -477,10 +491,19 @@ class QueryBuilder:
                 f"terms weighting {self.terms_weighting!r} is not one of {', '.join(TERMS_WEIGHTINGS)}"
             )
 
-    def body(self, mode: str, text: str, size: int, terms_weights: Mapping[str, float] | None = None) -> dict:
+    def body(
+        self,
+        mode: str,
+        text: str,
+        size: int,
+        terms_weights: Mapping[str, float] | None = None,
+        encoded: Mapping[str, Any] | None = None,
+    ) -> dict:
         """The search body of one single mode for one query text (`terms` needs `terms_weights`, see
-        `terms_weights()`; without them every word weighs 1.0)."""
+        `terms_weights()`; without them every word weighs 1.0).  `encoded` may hold the query's `sparse`
+        weights or `dense` vector computed beforehand (the proxy batches them across requests)."""
         names = self.fields.names
+        encoded = encoded or {}
         if mode == "bm25":
             expand = self.fields.has_expansion() if self.use_expansion is None else self.use_expansion
             return bm25_body(
@@ -488,7 +511,11 @@ class QueryBuilder:
             )
         if mode == "sparse":
             built = sparse_body(
-                self.encoders.sparse(text), size, names.sparse, self.sparse_form, self.max_tokens
+                encoded.get("sparse") or self.encoders.sparse(text),
+                size,
+                names.sparse,
+                self.sparse_form,
+                self.max_tokens,
             )
             self.dropped_tokens += len(built.dropped)
             return built.body
@@ -496,7 +523,8 @@ class QueryBuilder:
             weights = terms_weights or {word: 1.0 for word in self.encoders.terms(text)}
             return neural_sparse_body(weights, size, names.terms, self.max_tokens)
         if mode == "dense":
-            return dense_body(self.encoders.dense(text), size, names.dense)
+            vector = encoded.get("dense")
+            return dense_body(self.encoders.dense(text) if vector is None else vector, size, names.dense)
         raise ValueError(f"mode {mode!r} is not one of {', '.join(SINGLE_MODES)}")
 
     def terms_weights(self, client: OpenSearch, url: str, texts: Sequence[str]) -> list[dict[str, float]]:
@@ -590,12 +618,15 @@ class FirstStage:
         builder: QueryBuilder,
         texts: Sequence[str],
         terms_weights: Sequence[Mapping[str, float] | None] | None = None,
+        encoded: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[dict[str, Any]]:
-        """The `_msearch` bodies: for each text, one per single mode (query encoders run here)."""
+        """The `_msearch` bodies: for each text, one per single mode (the query encoders run here, unless
+        `encoded` holds each text's encodings already)."""
         weights = list(terms_weights) if terms_weights is not None else [None] * len(texts)
+        given = list(encoded) if encoded is not None else [None] * len(texts)
         return [
-            builder.body(one, text, self.fetch, terms)
-            for text, terms in zip(texts, weights, strict=True)
+            builder.body(one, text, self.fetch, terms, done)
+            for text, terms, done in zip(texts, weights, given, strict=True)
             for one in self.run
         ]
 

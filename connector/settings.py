@@ -30,6 +30,8 @@ The search proxy (`nirbridge serve`):
     NIRBRIDGE_PROXY_RERANK_IN_PROCESS   rerank in the proxy process instead of Celery workers (default false)
     NIRBRIDGE_PROXY_FIELDS_TTL_S        how long an index's enriched fields are cached (default 30)
     NIRBRIDGE_PROXY_SPARSE_MODEL, _DENSE_MODEL, _TERMS_MODEL, _QUERY_BACKEND   the query encoders
+    NIRBRIDGE_PROXY_QUERY_BATCH         the most sparse/dense queries of concurrent requests encoded in one
+                                        model call (default 32; 0: each request on its own)
     NIRBRIDGE_PROXY_MAX_IN_FLIGHT       requests answered at once; more are refused 429 at once (default 64)
     NIRBRIDGE_PROXY_MAX_BODY_BYTES      the largest request body taken, else 413 (default 10485760, 10 MiB)
     NIRBRIDGE_PROXY_MAX_QUERY_CHARS     the longest query text encoded or reranked against, else 400
@@ -84,6 +86,7 @@ class Settings(BaseSettings):
     proxy_dense_model: str = "all-MiniLM-L6-v2"
     proxy_terms_model: str = "splade-tiny"
     proxy_query_backend: str = "onnx-fp32"
+    proxy_query_batch: int = Field(default=32, ge=0)  # 0: no batching across requests
     proxy_max_in_flight: int = Field(default=64, ge=1)
     proxy_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     proxy_max_query_chars: int = Field(default=8192, ge=1)
