@@ -197,3 +197,26 @@ def test_the_mean_head_starts_as_mean_pooling_and_loads_as_a_cross_encoder(tmp_p
     torch.testing.assert_close(pooled_in, expected, atol=1e-4, rtol=1e-4)
     scores = CrossEncoder(tmp_path, backend="torch-fp32").score("statins", ["breast cancer", "bone"])
     assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
+def test_groups_pair_each_query_with_its_relevant_text_and_hard_negatives_from_the_allowed_ranks() -> None:
+    """What a training step reads: texts, not ids; the positive first; negatives from BM25 ranks
+    skip_top+1..depth that are not judged relevant; random documents only where the ranking runs out."""
+    import random
+
+    from nirbridge.workers.train.data import TrainingData
+    from nirbridge.workers.train.reranker import _groups
+
+    corpus = {f"d{i}": f"document number {i}" for i in range(40)}
+    queries = {"q1": "first query", "q2": "second query", "q3": "third query"}
+    train = {"q1": {"d0": 1}, "q2": {"d1": 1}, "q3": {"d2": 1}}
+    data = TrainingData.from_beir(corpus, queries, train, {"q3": {"d2": 1}})
+    ranked = {"q1": [f"d{i}" for i in (5, 6, 7, 0, 8, 9, 10, 11, 30)], "q2": ["d12", "d13"]}
+    data = data.with_candidates(ranked)
+    groups = _groups(data, ["q1", "q2"], 4, 2, 8, random.Random(0))
+    (text1, passages1), (text2, passages2) = groups
+    assert (text1, text2) == ("first query", "second query")
+    assert passages1[0] == "document number 0" and passages2[0] == "document number 1"
+    allowed = {f"document number {i}" for i in (7, 8, 9, 10, 11)}  # ranks 3..8 less d0 (relevant); not d30
+    assert set(passages1[1:]) <= allowed and len(set(passages1[1:])) == 3
+    assert len(set(passages2[1:])) == 3 and "document number 1" not in passages2[1:]  # no ranks past 2

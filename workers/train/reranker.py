@@ -62,7 +62,7 @@ __all__ = ["HEADS", "QUICK", "RECIPE", "Head", "train_reranker"]
 
 Head = Literal["cls", "mean"]
 HEADS: tuple[str, ...] = ("cls", "mean")
-RECIPE = "listwise-bm25-negatives-v2"  # bump when the training changes: callers that cache models retrain
+RECIPE = "listwise-bm25-negatives-v3"  # bump when the training changes: callers that cache models retrain
 
 # The tests' and the benchmark's model: two to three minutes on two shared cores, no first stage needed
 # (random negatives), no validation, no ONNX export.  A test model, not a good reranker.
@@ -164,7 +164,7 @@ def _initial_model(base: Path, head: Head, scratch: Path) -> None:
 def _groups(
     data: TrainingData, qids: Sequence[str], group: int, skip_top: int, depth: int, rng: random.Random
 ) -> list[tuple[str, list[str]]]:
-    """``(query text, [positive, negative, ...])`` per query: hard negatives first, random ones to fill."""
+    """``(query, [positive, negative, ...])`` texts per query: hard negatives, random ones to fill."""
     docs = list(data.corpus)
     out = []
     for qid in qids:
@@ -175,7 +175,8 @@ def _groups(
             doc = rng.choice(docs)
             if doc not in relevant and doc not in chosen:
                 chosen.append(doc)
-        out.append((data.queries[qid], [rng.choice(sorted(data.train[qid])), *chosen]))
+        positive = rng.choice(sorted(data.train[qid]))
+        out.append((data.queries[qid], [data.corpus[doc] for doc in (positive, *chosen)]))
     return out
 
 
@@ -185,7 +186,7 @@ def _batch(encoder: CrossEncoder, groups: Sequence[tuple[str, list[str]]]) -> di
 
     from nirbridge.workers.backends import pad
 
-    pairs = [(query, encoder_text) for query, docs in groups for encoder_text in docs]
+    pairs = [(query, passage) for query, passages in groups for passage in passages]
     ids, types = encoder.pair_ids(pairs)
     arrays = pad(ids, encoder.tokenizer.pad_token_id or 0, encoder.graph.input_names, types)
     return {name: torch.from_numpy(array) for name, array in arrays.items()}
