@@ -127,6 +127,7 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple
     root.addHandler(handler)
     _installed.append(handler)
     root.setLevel(lowered.upper())
+    logging.captureWarnings(True)  # warnings.warn() as records too: one format on stderr
     # httpx logs every request's URL at INFO, query string included (`_search?q=...` passed through)
     logging.getLogger("httpx").setLevel(logging.NOTSET if log_queries() else logging.WARNING)
     return chosen, lowered

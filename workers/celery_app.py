@@ -200,7 +200,7 @@ def run_worker(
         "--without-mingle",
     ]
     if quiet:
-        argv.append("--quiet")
+        argv.insert(0, "--quiet")  # celery's own option: before the sub-command
     processes = concurrency or len(queues)
     argv.append(f"--concurrency={processes}")
     threads = str(max(1, (os.cpu_count() or 1) // processes))
