@@ -295,9 +295,41 @@ class RerankClient(_Base):
         """Readiness: ``nirbridge.ping`` through the queue, answered within ``timeout_s``.
 
         ``{"ok": True, "worker", "ms", "waiting"}`` when a worker consuming the queue answered, else
-        ``{"ok": False, "detail"}`` (no worker, a stopped Redis, or every worker busy for ``timeout_s``: the
-        ping queues behind the reranks); never raises."""
+        ``{"ok": False, "detail"}`` (no worker, a stopped Redis); never raises.  A ping task queues behind
+        the reranks, so when none answers within half of ``timeout_s`` the workers are asked over Celery's
+        control channel instead (``inspect().active_queues()``: a prefork worker's main process answers it
+        while its pool computes): a worker that consumes the queue but is busy is ready, ``"busy": True``.
+        """
         started = time.monotonic()
+        fast = self._ping_task(started, timeout_s / 2)
+        if fast.get("ok") or "detail" in fast:  # answered, or the broker is down
+            return fast
+        remaining = max(0.05, started + timeout_s - time.monotonic())
+        try:
+            replies = self.app.control.inspect(timeout=remaining).active_queues() or {}
+        except Exception as error:  # noqa: BLE001 - redis/kombu errors, one translation boundary
+            url = redact(str(self.app.conf.broker_url))
+            return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
+        consuming = sorted(
+            name for name, queues in replies.items() if any(q.get("name") == self.queue for q in queues or ())
+        )
+        if not consuming:
+            return {
+                "ok": False,
+                "detail": f"no worker answered a ping on queue {self.queue!r} within {timeout_s:g} s, nor a "
+                f"control ping as a consumer of it ({fast['waiting']} messages were waiting)",
+            }
+        return {
+            "ok": True,
+            "worker": consuming[0],
+            "ms": round((time.monotonic() - started) * 1000, 1),
+            "waiting": fast.get("waiting"),
+            "busy": True,
+        }
+
+    def _ping_task(self, started: float, timeout_s: float) -> dict[str, Any]:
+        """A ``nirbridge.ping`` task through the queue, answered within ``timeout_s`` of ``started``: the
+        answer, the broker's failure (``detail``), or no answer (``{"ok": False, "waiting"}``)."""
         url = redact(str(self.app.conf.broker_url))
         try:
             waiting = self.queue_length()
@@ -320,11 +352,7 @@ class RerankClient(_Base):
                 return {"ok": True, "worker": answer.get("hostname"), "ms": ms, "waiting": waiting}
             time.sleep(self.poll_s)
         self._revoke(task_id)
-        return {
-            "ok": False,
-            "detail": f"no worker answered a ping on queue {self.queue!r} within {timeout_s:g} s "
-            f"({waiting} messages were waiting)",
-        }
+        return {"ok": False, "waiting": waiting}
 
     async def aready(self, timeout_s: float = 1.0) -> dict[str, Any]:
         """``ping`` for an asyncio event loop (in this client's thread pool)."""

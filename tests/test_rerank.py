@@ -310,6 +310,26 @@ def test_a_slow_answer_is_degraded_within_the_deadline(
     assert passed.degraded and passed.reason and "deadline had passed" in passed.reason
 
 
+def test_a_busy_worker_is_ready_through_the_control_channel(
+    client: RerankClient, redis_server: RedisServer, fp32: CrossEncoder, groups: list[tuple[str, list[str]]]
+) -> None:
+    """The worker computes a long rerank (its one pool process is taken): the ping task would wait behind
+    it, the control ping is answered by the worker's main process."""
+    query, passages = groups[5]
+    request = {"model": str(fp32.path), "backend": "torch-fp32", "query": query, "passages": passages * 40}
+    long = _app(redis_server).send_task(RERANK, args=[request], queue="rerank")
+    try:
+        deadline = time.monotonic() + 30
+        while client.queue_length() and time.monotonic() < deadline:  # until the worker has taken it
+            time.sleep(0.05)
+        started = time.monotonic()
+        said = client.ping(1.0)
+        assert said["ok"] is True and said.get("busy") is True, said
+        assert said["worker"].startswith("test-") and time.monotonic() - started <= 1.0 + SLACK
+    finally:
+        long.revoke()
+
+
 def test_a_killed_worker_is_degraded_within_the_deadline(
     client: RerankClient, worker: WorkerProcess, fp32: CrossEncoder, groups: list[tuple[str, list[str]]]
 ) -> None:
