@@ -428,6 +428,7 @@ def _enrich_metrics(
 
 @app.command()
 def enrich(
+    ctx: typer.Context,
     index: IndexOption,
     fields: Annotated[str, typer.Option("--fields", help="Comma-separated text fields to read, in order.")],
     sparse: Annotated[
@@ -507,7 +508,7 @@ def enrich(
     from .pause import EXIT_PAUSED, stop_on_signals
     from .runner import CeleryRunner, LocalRunner
 
-    setup_logging(log_format, log_level)
+    setup_logging(ctx, log_format, log_level)
 
     if runner not in ("local", "celery"):
         raise typer.BadParameter(f"{runner!r}: choose local or celery", param_hint="'--runner'")
@@ -587,6 +588,7 @@ def enrich(
 
 @app.command()
 def worker(
+    ctx: typer.Context,
     queues: Annotated[
         str, typer.Option("--queues", help="Comma-separated queues to consume: enrich, rerank.")
     ] = "enrich,rerank",
@@ -615,7 +617,7 @@ def worker(
     (prometheus_client's multiprocess mode, workers.metrics_http)."""
     from celery import signals
 
-    chosen, level = setup_logging(log_format, loglevel)
+    chosen, level = setup_logging(ctx, log_format, loglevel)
     signals.setup_logging.connect(lambda **_: None, weak=False)  # a receiver: Celery keeps our handler
     if metrics_port is not None:
         from nirbridge.workers.metrics_http import serve_worker_metrics

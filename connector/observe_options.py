@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from nirbridge.logs import LogFormat, configure_logging
+from nirbridge.logs import LogFormat, configure_logging, reset_logging
 
 __all__ = ["LogFormatOption", "LogLevelOption", "MetricsHostOption", "MetricsPortOption", "setup_logging"]
 
@@ -49,11 +49,14 @@ MetricsHostOption = Annotated[
 ]
 
 
-def setup_logging(log_format: str | None, log_level: str | None) -> tuple[LogFormat, str]:
-    """Configure logging (nirbridge.logs) for a command; the (format, level) chosen. A bad value is a usage
-    error."""
+def setup_logging(ctx: typer.Context, log_format: str | None, log_level: str | None) -> tuple[LogFormat, str]:
+    """Configure logging (nirbridge.logs) for a command, undone when the command ends (a command invoked
+    inside another program leaves its logging as it was); the (format, level) chosen. A bad value is a
+    usage error."""
     try:
-        return configure_logging(log_format, log_level)
+        chosen = configure_logging(log_format, log_level)
     except ValueError as error:
         hint = "'--log-format'" if "format" in str(error) else "'--log-level'"
         raise typer.BadParameter(str(error), param_hint=hint) from None
+    ctx.call_on_close(reset_logging)
+    return chosen

@@ -48,6 +48,7 @@ def _port_free(host: str, port: int) -> str | None:
 
 
 def serve_command(
+    ctx: typer.Context,
     url: UrlOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
@@ -80,7 +81,7 @@ def serve_command(
     log_level: LogLevelOption = None,
 ) -> None:
     """The search proxy: OpenSearch's API in front of the cluster, with neural retrieval and reranking."""
-    _, level = setup_logging(log_format, log_level)
+    _, level = setup_logging(ctx, log_format, log_level)
     overrides: dict[str, object] = {}
     if url:
         overrides["url"] = url

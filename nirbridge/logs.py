@@ -33,6 +33,7 @@ __all__ = [
     "LogFormat",
     "configure_logging",
     "log_queries",
+    "reset_logging",
     "resolve_format",
     "resolve_level",
 ]
@@ -112,6 +113,7 @@ def _formatter(fmt: LogFormat) -> logging.Formatter:
 
 
 _installed: list[logging.Handler] = []  # the handler configure_logging added, replaced on the next call
+_before: list[tuple[int, int]] = []  # the root's and httpx's levels before the first call, for reset_logging
 
 
 def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple[LogFormat, str]:
@@ -121,7 +123,9 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_formatter(chosen))
     handler.addFilter(_RequestAndPrivacy(log_queries()))
-    root = logging.getLogger()
+    root, httpx = logging.getLogger(), logging.getLogger("httpx")
+    if not _before:
+        _before.append((root.level, httpx.level))
     while _installed:
         root.removeHandler(_installed.pop())
     root.addHandler(handler)
@@ -129,5 +133,17 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple
     root.setLevel(lowered.upper())
     logging.captureWarnings(True)  # warnings.warn() as records too: one format on stderr
     # httpx logs every request's URL at INFO, query string included (`_search?q=...` passed through)
-    logging.getLogger("httpx").setLevel(logging.NOTSET if log_queries() else logging.WARNING)
+    httpx.setLevel(logging.NOTSET if log_queries() else logging.WARNING)
     return chosen, lowered
+
+
+def reset_logging() -> None:
+    """Undo `configure_logging` (a command run inside another program, e.g. a test, leaves it as it was)."""
+    root = logging.getLogger()
+    while _installed:
+        root.removeHandler(_installed.pop())
+    if _before:
+        levels = _before.pop()
+        root.setLevel(levels[0])
+        logging.getLogger("httpx").setLevel(levels[1])
+    logging.captureWarnings(False)

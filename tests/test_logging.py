@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from nirbridge.connector.cli import app as cli_app
 from nirbridge.connector.engine_process import EngineProcess
-from nirbridge.logs import HIDDEN, REQUEST_ID, configure_logging
+from nirbridge.logs import HIDDEN, REQUEST_ID, configure_logging, reset_logging
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -183,21 +183,18 @@ def test_request_ids_are_taken_or_made(served: ServeProcess) -> None:
 
 @pytest.fixture
 def json_logs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """configure_logging("json") in this process, undone afterwards (pytest's own handlers stay)."""
-    root = logging.getLogger()
-    level = root.level
+    """configure_logging("json") in this process, undone by reset_logging (pytest's own handlers stay)."""
 
     def configure(show_queries: bool) -> Callable[[], list[dict[str, Any]]]:
         monkeypatch.setenv("NIRBRIDGE_LOG_QUERIES", "true" if show_queries else "false")
         configure_logging("json", "info")
         return lambda: [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield configure
-    configure_logging("text", "warning")  # replaces ours, then it goes
-    from nirbridge import logs
-
-    root.removeHandler(logs._installed.pop())
-    root.setLevel(level)
+    reset_logging()
+    assert root.handlers == handlers and root.level == level
 
 
 def test_celery_task_arguments_and_results_are_hidden_unless_asked(json_logs: Any) -> None:
