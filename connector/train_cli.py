@@ -210,6 +210,87 @@ def train_dense_command(
         _print_json(summary)
 
 
+@train_app.command("deepct")
+def train_deepct_command(
+    dataset: DatasetOption,
+    out: OutOption,
+    url: UrlOption = None,
+    index: TrainIndexOption = None,
+    base: BaseOption = "all-MiniLM-L6-v2",
+    train_split: TrainSplitOption = "train",
+    dev_split: DevSplitOption = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the train documents.")] = 4,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per step.")] = 16,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")] = 5e-5,
+    max_length: Annotated[int, typer.Option("--max-length", min=3, help="Document word pieces.")] = 256,
+    pool_depth: Annotated[
+        int, typer.Option("--pool-depth", min=1, help="BM25 top-k per dev query in the validation pool.")
+    ] = 30,
+    pool_size: Annotated[
+        int, typer.Option("--pool-size", min=0, help="Random documents in the pool without --index.")
+    ] = 500,
+    frozen_layers: Annotated[
+        int, typer.Option("--frozen-layers", min=0, help="Lowest transformer layers kept as they are.")
+    ] = 0,
+    seed: SeedOption = 0,
+    json_output: JsonOption = False,
+    progress: ProgressOption = None,
+) -> None:
+    """Train DeepCT (term weights = predicted query term recall) for `nirbridge enrich --terms`."""
+    import shlex
+    import sys
+
+    from nirbridge.workers.errors import ModelNotFoundError
+    from nirbridge.workers.train.deepct import train_deepct
+
+    from .cli import _print_json
+
+    data = prepare(
+        dataset,
+        url=url,
+        index=index,
+        train_split=train_split,
+        dev_split=dev_split,
+        seed=seed,
+        progress=progress,
+    )
+    command = ["nirbridge", "train", "deepct", "--dataset", str(dataset), "--out", str(out), "--base", base]
+    command += ["--index", index] if index else []
+    command += ["--train-split", train_split] + (["--dev-split", dev_split] if dev_split else [])
+    command += [f"--epochs={epochs}", f"--batch-size={batch_size}", f"--learning-rate={learning_rate}"]
+    command += [f"--max-length={max_length}", f"--pool-depth={pool_depth}", f"--pool-size={pool_size}"]
+    command += [f"--frozen-layers={frozen_layers}", f"--seed={seed}"]
+    try:
+        record = train_deepct(
+            data,
+            out,
+            base=base,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=learning_rate,
+            max_length=max_length,
+            seed=seed,
+            pool_depth=pool_depth,
+            pool_size=pool_size,
+            frozen_layers=frozen_layers,
+            progress=sys.stderr.isatty() if progress is None else progress,
+            command=shlex.join(command),
+        )
+    except ModelNotFoundError as error:
+        raise typer.BadParameter(error.reason, param_hint="'--base'") from None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    metrics = record["metrics"]
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if name != "best epoch")
+    typer.echo(
+        f"{out}: best epoch {metrics['best epoch']:.0f} of {epochs}, {shown}, "
+        f"{record['seconds'] / 60:.1f} min",
+        err=json_output,
+    )
+    if json_output:
+        _print_json(record)
+
+
 @train_app.command("reranker")
 def train_reranker_command(
     dataset: DatasetOption,
