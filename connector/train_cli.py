@@ -409,3 +409,103 @@ def train_reranker_command(
     typer.echo(f"{out}: {shown}, {record['seconds'] / 60:.1f} min", err=json_output)
     if json_output:
         _print_json(record)
+
+
+@train_app.command("doc2query")
+def train_doc2query_command(
+    dataset: DatasetOption,
+    out: OutOption,
+    base: BaseOption = "all-MiniLM-L6-v2",
+    train_split: TrainSplitOption = "train",
+    dev_split: DevSplitOption = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the train pairs.")] = 3,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps (any epoch).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per batch.")] = 16,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")] = 5e-5,
+    max_source_length: Annotated[
+        int, typer.Option("--max-source-length", min=4, max=512, help="Document word pieces read.")
+    ] = 256,
+    max_target_length: Annotated[
+        int, typer.Option("--max-target-length", min=4, max=512, help="Query word pieces, [CLS] [SEP] too.")
+    ] = 48,
+    freeze_encoder: Annotated[
+        bool, typer.Option("--freeze-encoder", help="Train the decoder only (encoder states computed once).")
+    ] = False,
+    freeze_embeddings: Annotated[
+        bool, typer.Option("--freeze-embeddings", help="Keep the decoder's word embeddings (= output layer).")
+    ] = False,
+    dev_pairs: Annotated[
+        int, typer.Option("--dev-pairs", min=1, help="Dev (document, query) pairs validated on, at most.")
+    ] = 500,
+    seed: SeedOption = 0,
+    json_output: JsonOption = False,
+    progress: ProgressOption = None,
+) -> None:
+    """Train a query generator (BERT2BERT from --base) for `nirbridge enrich --doc2query`.
+
+    It learns from (document, relevant query) pairs alone, so it needs no cluster: there is no --index.
+    """
+    import shlex
+    import sys
+    from collections.abc import Mapping
+
+    from tqdm import tqdm
+
+    from nirbridge.workers.errors import ModelNotFoundError
+    from nirbridge.workers.train.doc2query import train_doc2query
+
+    from .cli import _print_json
+
+    data = prepare(dataset, train_split=train_split, dev_split=dev_split, seed=seed, progress=progress)
+    command = ["nirbridge", "train", "doc2query", "--dataset", str(dataset), "--out", str(out)]
+    command += ["--base", base]
+    command += ["--train-split", train_split] + (["--dev-split", dev_split] if dev_split else [])
+    command += [f"--epochs={epochs}"] + ([f"--max-steps={max_steps}"] if max_steps else [])
+    command += [f"--batch-size={batch_size}", f"--learning-rate={learning_rate}"]
+    command += [f"--max-source-length={max_source_length}", f"--max-target-length={max_target_length}"]
+    command += ["--freeze-encoder"] if freeze_encoder else []
+    command += ["--freeze-embeddings"] if freeze_embeddings else []
+    command += [f"--dev-pairs={dev_pairs}", f"--seed={seed}"]
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(desc="train doc2query", unit="step", disable=not show) as bar:
+
+        def report(event: str, info: Mapping[str, float]) -> None:
+            if event == "step":
+                bar.total = int(info["steps"])
+                bar.set_postfix(epoch=int(info["epoch"]), loss=f"{info['loss']:.3f}")
+                bar.update(1)
+            elif show:
+                bar.write(f"epoch {int(info['epoch'])}: dev loss {info['loss']:.4f}", file=sys.stderr)
+
+        try:
+            record = train_doc2query(
+                data,
+                out,
+                base=base,
+                epochs=epochs,
+                max_steps=max_steps,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                max_source_length=max_source_length,
+                max_target_length=max_target_length,
+                freeze_encoder=freeze_encoder,
+                freeze_embeddings=freeze_embeddings,
+                dev_pairs=dev_pairs,
+                seed=seed,
+                command=shlex.join(command),
+                progress=report,
+            )
+        except ModelNotFoundError as error:
+            raise typer.BadParameter(error.reason, param_hint="'--base'") from None
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+    metrics = record["metrics"]
+    typer.echo(
+        f"{out}: dev loss {metrics['dev loss best']:.4f} (untrained {metrics['dev loss base']:.4f}), "
+        f"best epoch {record['best_epoch']} of {record['epochs_run']}, {record['seconds'] / 60:.1f} min",
+        err=json_output,
+    )
+    if json_output:
+        _print_json(record)

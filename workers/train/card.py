@@ -48,8 +48,12 @@ def write_model_card(
     seconds: float,
     command: str = "",
     notes: str = "",
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``training.json`` and ``README.md`` into ``out`` (beside the saved model); return the JSON."""
+    """Write ``training.json`` and ``README.md`` into ``out`` (beside the saved model); return the JSON.
+
+    ``extra`` holds what a trainer records beyond the common fields (best epoch, steps, samples...): it goes
+    into ``training.json`` only."""
     dataset = str(data.source.get("dataset", ""))
     record: dict[str, Any] = {
         "kind": kind,
@@ -61,9 +65,10 @@ def write_model_card(
         "machine": _machine(),
         "trained": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
+        **(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "training.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     lines = [
         f"# nirbridge {kind}: {out.name}",
         "",
