@@ -13,6 +13,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,3 +222,41 @@ def test_worker_metrics_must_be_set_up_before_they_are_created() -> None:
     assert (
         "RuntimeError: the workers' metrics were created before multiprocess mode was set up" in result.stderr
     )
+
+
+def test_enrich_serves_metrics_while_it_runs_and_stops_after(
+    client: OpenSearch, engine: EngineProcess, scifact_dir: Path, tmp_path: Path
+) -> None:
+    plain_scifact_index(client, "observed-cli", scifact_dir, size=3)
+    port = free_port()
+    seen: list[Samples] = []
+    done = threading.Event()
+
+    def watch() -> None:  # scrapes the port while the command runs (a Prometheus server would)
+        while not done.is_set():
+            try:
+                seen.append(scrape(f"http://127.0.0.1:{port}/metrics"))
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = CliRunner().invoke(
+            cli_app,
+            [
+                "enrich", "--url", engine.url, "--index", "observed-cli", "--fields", "title,text",
+                "--sparse", "splade-tiny", "--backend", "torch-fp32", "--batch-size", "1", "--json",
+                "--checkpoint", str(tmp_path / "ck.json"), "--metrics-port", str(port), "--no-progress",
+            ],
+        )  # fmt: skip
+    finally:
+        done.set()
+        watcher.join()
+    assert result.exit_code == 0, result.output
+    assert '"processed": 3' in result.stdout.splitlines()[-1]
+    processed = [s[("nirbridge_enrich_docs_total", frozenset({("outcome", "processed")}))] for s in seen]
+    assert processed and processed == sorted(processed) and set(processed) <= {0, 1, 2, 3}
+    with pytest.raises(httpx.ConnectError):  # the server went with the command
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
