@@ -47,6 +47,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from nirbridge.logs import log_queries
+
 from .metrics import ProxyMetrics
 from .proxy_cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
 from .proxy_errors import BadRequest, Forbidden, ProxyError, error_body
@@ -200,7 +202,7 @@ class Proxy:
         index = request.path_params["index"]
         search = SearchRequest.parse(_parse(await request.body()), self.settings)
         check_query_length(search.q, self.settings.proxy_max_query_chars, "q")
-        note(request.scope, mode=search.mode)
+        note(request.scope, mode=search.mode, **_logged_query(search.q))
         auth = request.headers.get("authorization")
         builder = await self.fields.builder(self.cluster, index, auth)
         result = await run_search(self.cluster, builder, search, self.reranker, auth, self.batcher)
@@ -250,6 +252,7 @@ class Proxy:
         taken = ("from", "size", "_source_includes", "_source_excludes")
         params = [(k, v) for k, v in params if k not in taken]
         query = spec.query or query_text_of(body.get("query"))
+        note(request.scope, **_logged_query(query))
         if not query:
             raise BadRequest("[ext.rerank.query] is needed: the body has no text query to rerank against")
         where = "ext.rerank.query" if spec.query else "query"
@@ -301,6 +304,11 @@ class Proxy:
             request.method, target, content=content or None, headers=request.headers
         )
         return _raw(response)
+
+
+def _logged_query(text: str | None) -> dict[str, str]:
+    """The query text for the request's log line: only with NIRBRIDGE_LOG_QUERIES=true (nirbridge.logs)."""
+    return {"query": text} if text and log_queries() else {}
 
 
 def _raw(response: Any) -> Response:

@@ -10,8 +10,9 @@ and the Celery rerank task (connector.rerank_client sends it in the task's heade
 echoed in the answer's `X-Request-Id` header.
 
 The log line (logger `nirbridge.proxy.access`, INFO) holds the method, the route, the path, the status, the
-mode and the milliseconds; the query string only with `NIRBRIDGE_LOG_QUERIES=true` (`?q=` is query text),
-headers never. uvicorn's own access log is off (`nirbridge serve`): it would print the query string.
+mode and the milliseconds; the query string (`?q=` is query text) and the query text a route noted only with
+`NIRBRIDGE_LOG_QUERIES=true`; headers never. uvicorn's own access log is off (`nirbridge serve`): it would
+print the query string.
 """
 
 from __future__ import annotations

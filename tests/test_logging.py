@@ -26,10 +26,13 @@ from cross_encoder_fixture import trained_cross_encoder  # noqa: F401 - a fixtur
 from observed_stack import RERANK, plain_scifact_index, warm_worker
 from opensearchpy import OpenSearch
 from redis_fixture import RedisServer, WorkerProcess, free_port
+from test_proxy import ServerThread
 from typer.testing import CliRunner
 
 from nirbridge.connector.cli import app as cli_app
 from nirbridge.connector.engine_process import EngineProcess
+from nirbridge.connector.proxy import make_app
+from nirbridge.connector.settings import Settings
 from nirbridge.logs import HIDDEN, REQUEST_ID, configure_logging, reset_logging
 
 pytestmark = pytest.mark.timeout(300)
@@ -229,3 +232,23 @@ def test_bad_log_settings_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("NIRBRIDGE_LOG_LEVEL", "loud")
     result = runner.invoke(cli_app, ["worker", "--queues", "rerank"])
     assert result.exit_code == 2 and "NIRBRIDGE_LOG_LEVEL: unknown log level 'loud'" in said(result)
+
+
+def test_query_text_is_logged_only_when_asked(
+    engine: EngineProcess, queries: list[str], json_logs: Any
+) -> None:
+    proxy = ServerThread(make_app(Settings(url=engine.url), reranker=None))
+    try:
+        for show in (False, True):
+            read = json_logs(show)
+            query = queries[5 + show]
+            body = {"q": query, "mode": "bm25", "size": 3}
+            response = httpx.post(f"{proxy.url}/{INDEX}/_nirbridge/search", json=body, timeout=30)
+            assert response.status_code == 200, response.text
+            request_id = response.headers["x-request-id"]
+            lines = read()
+            (line,) = [r for r in lines if r.get("request_id") == request_id and "route" in r]
+            assert line.get("query") == (query if show else None)
+            assert (query in json.dumps(lines, ensure_ascii=False)) is show
+    finally:
+        proxy.stop()
