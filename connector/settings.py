@@ -39,6 +39,14 @@ The search proxy (`nirbridge serve`):
     NIRBRIDGE_PROXY_RERANK_MAX_QUEUE    rerank batches that may wait in queue `rerank`; past it a reranked
                                         request answers degraded at once (default 32)
 
+Logs and metrics (`serve`, `worker`, `enrich`), read from the environment only, by nirbridge.logs and the
+command line (the workers read them too, and never import the connector), so not part of this object:
+
+    NIRBRIDGE_LOG_FORMAT, NIRBRIDGE_LOG_LEVEL    text|json, debug..critical (default text, info)
+    NIRBRIDGE_LOG_QUERIES               log query and document text (default false)
+    NIRBRIDGE_METRICS_PORT, NIRBRIDGE_METRICS_HOST   `worker`/`enrich` Prometheus port (default none;
+                                        127.0.0.1); the proxy's metrics are at GET /_nirbridge/metrics
+
 A command-line flag, where there is one, wins over the environment.
 """
 
