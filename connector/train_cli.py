@@ -301,7 +301,7 @@ def train_reranker_command(
     train_split: TrainSplitOption = "train",
     dev_split: DevSplitOption = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Optimiser steps (at most).")] = 300,
-    queries: Annotated[int, typer.Option("--queries", min=1, help="Query groups per forward pass.")] = 8,
+    queries: Annotated[int, typer.Option("--queries", min=1, help="Query groups per forward pass.")] = 4,
     accumulation: Annotated[
         int, typer.Option("--accumulation", min=1, help="Forward passes per optimiser step.")
     ] = 2,
@@ -312,23 +312,25 @@ def train_reranker_command(
     depth: Annotated[
         int, typer.Option("--depth", min=1, help="Deepest BM25 rank a negative comes from.")
     ] = 50,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="AdamW peak rate.")] = 3e-5,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="AdamW peak rate.")] = 1e-4,
     warmup: Annotated[float, typer.Option("--warmup", help="Share of the steps spent warming up.")] = 0.1,
-    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Pair word pieces.")] = 192,
-    head: Annotated[str, typer.Option("--head", help="Score head: cls or mean (see workers.train).")] = "cls",
+    max_length: Annotated[int, typer.Option("--max-length", min=16, help="Pair word pieces.")] = 128,
+    head: Annotated[
+        str, typer.Option("--head", help="Score head: cls or mean (see workers.train).")
+    ] = "mean",
     frozen_layers: Annotated[
         int, typer.Option("--frozen-layers", min=0, help="Lowest layers (and embeddings) kept fixed.")
-    ] = 0,
+    ] = 2,
     lora: LoraOption = 0,
     validate_every: Annotated[
         int, typer.Option("--validate-every", min=0, help="Steps between dev validations (0: at the end).")
-    ] = 50,
+    ] = 20,
     patience: Annotated[
         int, typer.Option("--patience", min=1, help="Validations without improvement before stopping.")
     ] = 3,
     dev_depth: Annotated[
         int, typer.Option("--dev-depth", min=1, help="BM25 candidates reranked per dev query.")
-    ] = 30,
+    ] = 20,
     export: Annotated[
         bool, typer.Option("--export/--no-export", help="ONNX fp32 + int8 in OUT/onnx.")
     ] = True,
@@ -407,6 +409,8 @@ def train_reranker_command(
     metrics = record["metrics"]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     typer.echo(f"{out}: {shown}, {record['seconds'] / 60:.1f} min", err=json_output)
+    if metrics.get("dev ndcg@10", 1.0) <= metrics.get("first stage dev ndcg@10", 0.0):
+        typer.echo("warning: on dev this model reranks worse than BM25 alone (see README.md)", err=True)
     if json_output:
         _print_json(record)
 

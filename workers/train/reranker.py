@@ -1,16 +1,17 @@
 """`nirbridge train reranker`: a cross-encoder fine-tuned on a collection's judgments, validated by reranking.
 
-    stats = train_reranker(data, Path("/work/models/reranker-scifact"), base="all-MiniLM-L6-v2", steps=300)
+    record = train_reranker(data, Path("/work/models/reranker-scifact"), base="all-MiniLM-L6-v2", steps=300)
 
 The model is the checkpoint ``base`` loaded as ``BertForSequenceClassification`` with one label (the score a
-:class:`~nirbridge.workers.cross_encoder.CrossEncoder` reads).  Each optimiser step sees ``queries x
-accumulation`` groups; a group is one relevant document and ``group - 1`` negatives: the first stage's hits
-ranked ``skip_top + 1 .. depth`` that are not judged relevant (``TrainingData.hard_negatives``), topped up
-with random corpus documents when a query has too few (or no candidates at all, as in the tests' quick model).
-The loss is the softmax cross-entropy of the relevant document within its group: the listwise "localised
-contrastive estimation" of Gao et al., "Rethink Training of BERT Rerankers in Multi-Stage Retrieval
-Pipeline", ECIR 2021.  AdamW, linear warm-up over ``warmup`` of the steps, then linear decay; gradients
-clipped at 1.
+:class:`~nirbridge.workers.cross_encoder.CrossEncoder` reads); a ``base`` that is such a model already (a
+reranker trained before) keeps its head, so a run can go on from an earlier one. Each optimiser step sees
+``queries x accumulation`` groups; a group is one relevant document and ``group - 1`` negatives: the first
+stage's hits ranked ``skip_top + 1 .. depth`` that are not judged relevant (``TrainingData.hard_negatives``),
+topped up with random corpus documents when a query has too few (or no candidates at all, as in the tests'
+quick model). The loss is the softmax cross-entropy of the relevant document within its group: the listwise
+"localised contrastive estimation" of Gao et al., "Rethink Training of BERT Rerankers in Multi-Stage Retrieval
+Pipeline", ECIR 2021. AdamW, linear warm-up over ``warmup`` of the steps, then linear decay; gradients clipped
+at 1.
 
 Training runs on the very model a CrossEncoder scores with (its torch-fp32 session), so pairs are tokenised
 exactly as they are when serving (``only_second`` at ``max_length``, the query cut at 64 word pieces).
@@ -23,18 +24,36 @@ exactly as they are when serving (``only_second`` at ``max_length``, the query c
            values the identity; the feed-forward block adds zero).  all-MiniLM-L6-v2 was trained with mean
            pooling, never with its [CLS] state; this head starts from the pooling it knows and can learn to
            attend.  The result is a plain 7-layer ``BertForSequenceClassification``: it loads, exports and
-           serves like any other.
+           serves like any other.  The default: it learned faster than ``cls`` in the one comparison made
+           here (below).
 
 Validation (every ``validate_every`` steps and at the end): each dev query's first-stage top ``dev_depth``
-(default 30, to keep it cheap on a CPU: 80 SciFact dev queries x 30 pairs take about a minute on two cores)
-is reranked, and nDCG@10 is compared with the first stage's own order on the same candidates.  The best
-checkpoint is kept; ``patience`` validations without improvement stop the run.  With no dev candidates there
-is no validation and the last checkpoint is kept.
+(default 20, to keep it cheap on a CPU: 81 SciFact dev queries x 20 pairs at 128 word pieces take about 2.5
+minutes on two busy cores) is reranked, and nDCG@10 is compared with the first stage's own order on the same
+candidates. The best checkpoint is kept; ``patience`` validations without improvement stop the run. With no
+dev candidates there is no validation and the last checkpoint is kept.
 
 The kept model and its tokenizer are saved into ``out``; with ``export=True`` the ONNX graphs of
 :mod:`nirbridge.workers.backends` (fused fp32 and dynamic int8, the ones the serving backends run) are copied
 into ``out/onnx/``, and the int8 scores' Spearman correlation with fp32 on the dev pairs goes into the model
-card (``training.json`` and ``README.md``, :func:`~nirbridge.workers.train.card.write_model_card`).
+card (``training.json`` and ``README.md``, :func:`~nirbridge.workers.train.card.write_model_card`).  A
+model that reranks dev worse than its first stage says so in its card.
+
+Measured here (SciFact, dev = 81 train queries held out, BM25 top 20 reranked; BM25's own nDCG@10 on them
+0.6714; two CPU cores shared with six other jobs, so a run got a fraction of them; groups of 8 with
+negatives from BM25 ranks 4-50, 4 x 2 groups a step, lr 1e-4, 128 word pieces, embeddings and 2 layers
+frozen):
+
+    =======================================================  ===========  ==========  ============
+    run                                                      steps        dev nDCG@10  wall time
+    =======================================================  ===========  ==========  ============
+    cls head                                                 20           0.405       19 min (2 runs
+                                                                                      side by side)
+    mean head                                                20 / 40      0.440 / 0.552  35 min
+    =======================================================  ===========  ==========  ============
+
+No run reached BM25 on dev: on this CPU a run sees about 5,000 pairs, where cross-encoders are usually
+trained on hundreds of thousands.  The defaults are the recipe measured above, with more steps.
 """
 
 from __future__ import annotations
@@ -139,8 +158,18 @@ def _append_mean_pooling(model: Any) -> None:
     config.num_hidden_layers += 1
 
 
+def _is_cross_encoder(base: Path) -> bool:
+    """Whether ``base`` is already a one-logit sequence classifier (a reranker to train further)."""
+    import json
+
+    config = json.loads((base / "config.json").read_text())
+    classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or ())
+    return classifier and len(config.get("id2label") or {}) == 1
+
+
 def _initial_model(base: Path, head: Head, scratch: Path) -> None:
-    """Save ``base`` with a one-logit score head (and the tokenizer) into ``scratch``."""
+    """Save ``base`` with a one-logit score head (and the tokenizer) into ``scratch``; a base that is a
+    cross-encoder already keeps its own head (training goes on from it)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging
 
@@ -153,7 +182,7 @@ def _initial_model(base: Path, head: Head, scratch: Path) -> None:
         )
     finally:
         logging.set_verbosity(verbosity)
-    if head == "mean":
+    if head == "mean" and not _is_cross_encoder(base):
         _append_mean_pooling(model)
     model.save_pretrained(str(scratch))
     AutoTokenizer.from_pretrained(str(base), use_fast=True, local_files_only=True).save_pretrained(
@@ -251,20 +280,20 @@ def train_reranker(
     *,
     base: str = "all-MiniLM-L6-v2",
     steps: int = 300,
-    queries: int = 8,
+    queries: int = 4,
     accumulation: int = 2,
     group: int = 8,
     skip_top: int = 3,
     depth: int = 50,
-    learning_rate: float = 3e-5,
+    learning_rate: float = 1e-4,
     warmup: float = 0.1,
-    max_length: int = 192,
-    head: Head = "cls",
-    frozen_layers: int = 0,
+    max_length: int = 128,
+    head: Head = "mean",
+    frozen_layers: int = 2,
     lora_rank: int = 0,
-    validate_every: int = 50,
+    validate_every: int = 20,
     patience: int = 3,
-    dev_depth: int = 30,
+    dev_depth: int = 20,
     export: bool = True,
     seed: int = 0,
     command: str = "",
@@ -392,6 +421,12 @@ def train_reranker(
     if export:
         sample = [(data.queries[q], data.corpus[d]) for q, d, _rank in dev[:300]]
         metrics.update(_export(out, sample, max_length))
+    notes = ""
+    if "dev ndcg@10" in metrics and metrics["dev ndcg@10"] <= metrics["first stage dev ndcg@10"]:
+        notes = (
+            f"On dev this model reranks worse than its first stage ({metrics['dev ndcg@10']:.4f} vs "
+            f"{metrics['first stage dev ndcg@10']:.4f} nDCG@10 over the top {dev_depth}): do not serve it."
+        )
     record = write_model_card(
         out,
         kind="reranker",
@@ -401,5 +436,6 @@ def train_reranker(
         metrics=metrics,
         seconds=time.perf_counter() - started,
         command=command,
+        notes=notes,
     )
     return record
