@@ -1,8 +1,8 @@
 """`nirbridge train dense` end to end: a SciFact slice ingested into the real engine, a few training steps,
 and the folder it writes checked as the enrichment will use it.
 
-The slice is the first 40 SciFact train queries with their relevant documents, filled up to 200 documents
-from the corpus; 10% of the queries are held out as dev.  Short texts (64 word pieces) and two epochs of a
+The slice is the first 30 SciFact train queries with their relevant documents, filled up to 150 documents
+from the corpus; 10% of the queries are held out as dev.  Short texts (48 word pieces) and two epochs of a
 few steps keep it to seconds.  The dev nDCG@10 in the model card is recomputed here from the saved folder
 (DenseEncoder vectors, BM25 pool from the engine, ir-measures), and the pooling is checked against vectors
 computed by hand from the transformer's token states.
@@ -28,21 +28,22 @@ from nirbridge.workers.models import resolve_model
 
 runner = CliRunner()
 INDEX = "train-dense-slice"
-SHORT = ["--max-length", "64", "--query-max-length", "64"]
+LENGTH = 48  # word pieces, for queries and documents alike
+SHORT = ["--max-length", str(LENGTH), "--query-max-length", str(LENGTH)]
 
 
 @pytest.fixture(scope="module")
 def slice_dir(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A BEIR folder: 40 train queries, their relevant documents, other documents up to 200."""
+    """A BEIR folder: 30 train queries, their relevant documents, other documents up to 150."""
     root = tmp_path_factory.mktemp("scifact-slice")
     lines = (scifact_dir / "qrels" / "train.tsv").read_text().splitlines()
     rows = [line.split("\t") for line in lines[1:]]
-    chosen = list(dict.fromkeys(qid for qid, _, _ in rows))[:40]
+    chosen = list(dict.fromkeys(qid for qid, _, _ in rows))[:30]
     kept = [row for row in rows if row[0] in chosen]
     wanted = {doc for _, doc, _ in kept}
     corpus = (scifact_dir / "corpus.jsonl").read_text().splitlines()
     relevant = [line for line in corpus if json.loads(line)["_id"] in wanted]
-    others = [line for line in corpus if json.loads(line)["_id"] not in wanted][: 200 - len(relevant)]
+    others = [line for line in corpus if json.loads(line)["_id"] not in wanted][: 150 - len(relevant)]
     (root / "corpus.jsonl").write_text("\n".join(relevant + others) + "\n")
     queries = (scifact_dir / "queries.jsonl").read_text().splitlines()
     (root / "queries.jsonl").write_text(
@@ -128,7 +129,7 @@ def test_the_card_holds_the_metrics_and_they_recompute_from_the_saved_model(
     data = with_bm25_candidates(make_client(engine.url), engine.url, ingested, data, depth=100)
     pool = list(dict.fromkeys(doc for qid in data.dev for doc in data.dev_candidates(qid)))
     assert card["dev_pool"] == len(pool)
-    encoder = DenseEncoder(out, backend="torch-fp32", max_length=64)
+    encoder = DenseEncoder(out, backend="torch-fp32", max_length=LENGTH)
     scores = (
         encoder.encode([data.queries[q] for q in data.dev]) @ encoder.encode([data.corpus[d] for d in pool]).T
     )
