@@ -170,17 +170,87 @@ def _idf_ranking(
     return run
 
 
-def _dev_pool(data: TrainingData, pool_depth: int, pool_size: int, seed: int) -> list[str]:
-    """The documents dev queries rank: their candidates (or a seeded random sample) plus their relevant
-    ones."""
-    pool: set[str] = set()
-    for qid in data.dev:
-        pool |= data.relevant(qid)
-        pool.update(data.dev_candidates(qid, pool_depth))
-    if not any(data.ranked.get(qid) for qid in data.dev):
-        rest = sorted(set(data.corpus) - pool)
-        pool.update(random.Random(seed).sample(rest, min(pool_size, len(rest))))
-    return sorted(pool)
+class _DevPool:
+    """The retrieval check: each dev query ranks a pool of documents by ``sum_w idf(w) x weight(w, d)``.
+
+    The pool is the dev queries' candidates (top ``depth``) when the data has them, else ``size`` documents
+    drawn at random (seeded), plus every document relevant to a dev query.
+    """
+
+    def __init__(
+        self, data: TrainingData, tokenizer: Any, max_length: int, depth: int, size: int, seed: int
+    ) -> None:
+        pool: set[str] = set()
+        for qid in data.dev:
+            pool |= data.relevant(qid)
+            pool.update(data.dev_candidates(qid, depth))
+        candidates = any(data.ranked.get(qid) for qid in data.dev)
+        if data.dev and not candidates:
+            rest = sorted(set(data.corpus) - pool)
+            pool.update(random.Random(seed).sample(rest, min(size, len(rest))))
+        self.qrels = data.dev
+        self.doc_ids = sorted(pool)
+        how = f"candidates top {depth}" if candidates else f"{size} random"
+        self.described = f"{len(self.doc_ids)} documents ({how} + relevant)"
+        self.tokens: list[list[int]] = []
+        self.words: list[list[Word]] = []
+        if self.doc_ids:
+            encoded = tokenizer(
+                [data.corpus[d] for d in self.doc_ids], truncation=True, max_length=max_length
+            )
+            self.tokens = [list(x) for x in encoded["input_ids"]]
+            self.words = [words_of(encoded, i) for i in range(len(self.doc_ids))]
+        self.query_words: dict[str, list[str]] = {}
+        for qid in data.dev:
+            encoded = tokenizer([data.queries[qid]], truncation=True, max_length=max_length)
+            self.query_words[qid] = list(dict.fromkeys(w.text for w in words_of(encoded, 0) if _content(w)))
+
+    def ndcg(self, weights: Sequence[dict[str, float]]) -> float | None:
+        """Dev nDCG@10 when the pool's documents weigh ``weights``; None without a pool."""
+        if not self.doc_ids:
+            return None
+        ranked = _idf_ranking(dict(zip(self.doc_ids, weights, strict=True)), self.query_words)
+        return ndcg_at_10(self.qrels, ranked)
+
+    def uniform(self) -> float | None:
+        """Dev nDCG@10 with every word of a document weighing 1 (plain term matching, no model)."""
+        return self.ndcg([own_weights(words, lambda _w: 1.0) for words in self.words])
+
+    def of_model(self, model: Any, names: Sequence[str], pad_id: int, batch_size: int) -> float | None:
+        """Dev nDCG@10 with the weights ``model`` predicts (as ``TermWeighter`` turns them into weights)."""
+        if not self.doc_ids:
+            return None
+
+        def own(i: int, row: np.ndarray) -> dict[str, float]:
+            return own_weights(self.words[i], lambda w: max(0.0, float(row[w.position])))
+
+        return self.ndcg(run_sorted(_LiveSession(model, names), self.tokens, pad_id, names, batch_size, own))
+
+
+def _dev_loss(model: Any, dev: _Examples, pad_id: int, names: Sequence[str], batch_size: int) -> float:
+    """The masked MSE over every unmasked piece of the dev documents (not a mean of batch means)."""
+    import torch
+
+    total, count = 0.0, 0.0
+    with torch.inference_mode():
+        for rows in length_batches([len(x) for x in dev.ids], batch_size):
+            inputs, target, mask = dev.batch(rows, pad_id, names)
+            predicted = model(**inputs).logits[..., 0]
+            total += float(((predicted - target) ** 2 * mask).sum())
+            count += float(mask.sum())
+    return total / max(count, 1.0)
+
+
+def _freeze(model: Any, layers: int) -> list[Any]:
+    """Freeze the embeddings and the lowest ``layers`` layers (no backward pass through them); return the
+    parameters that still train."""
+    stack = model.base_model.encoder.layer
+    if layers > len(stack):
+        raise ValueError(f"frozen_layers must be <= {len(stack)}, got {layers}")
+    for module in [model.base_model.embeddings, *stack[:layers]] if layers else []:
+        for parameter in module.parameters():
+            parameter.requires_grad = False
+    return [parameter for parameter in model.parameters() if parameter.requires_grad]
 
 
 def _check(epochs: int, batch_size: int, lr: float, max_length: int, frozen_layers: int) -> None:
@@ -244,65 +314,16 @@ def train_deepct(
     dev_docs = by_document({qid: sorted(data.relevant(qid)) for qid in data.dev})
     train = _Examples(tokenizer, data.corpus, data.queries, train_docs, max_length)
     dev = _Examples(tokenizer, data.corpus, data.queries, dev_docs, max_length) if dev_docs else None
-    pool_ids = _dev_pool(data, pool_depth, pool_size, seed) if data.dev else []
-    pool_tokens: list[list[int]] = []
-    pool_words: list[list[Word]] = []
-    if pool_ids:
-        encoded_pool = tokenizer([data.corpus[d] for d in pool_ids], truncation=True, max_length=max_length)
-        pool_tokens = [list(x) for x in encoded_pool["input_ids"]]
-        pool_words = [words_of(encoded_pool, i) for i in range(len(pool_ids))]
-    query_words: dict[str, list[str]] = {}
-    for qid in data.dev:
-        encoded = tokenizer([data.queries[qid]], truncation=True, max_length=max_length)
-        query_words[qid] = list(dict.fromkeys(w.text for w in words_of(encoded, 0) if _content(w)))
-
-    def dev_ndcg(weights: list[dict[str, float]]) -> float:
-        return ndcg_at_10(data.dev, _idf_ranking(dict(zip(pool_ids, weights, strict=True)), query_words))
-
-    uniform = dev_ndcg([own_weights(words, lambda _w: 1.0) for words in pool_words]) if pool_ids else None
+    pool = _DevPool(data, tokenizer, max_length, pool_depth, pool_size, seed)
+    uniform = pool.uniform()
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
-    if frozen_layers > len(model.base_model.encoder.layer):
-        raise ValueError(
-            f"frozen_layers must be <= {len(model.base_model.encoder.layer)}, got {frozen_layers}"
-        )
-    # the embeddings and the lowest layers keep their pretrained weights: no backward pass through them
-    frozen = (
-        [model.base_model.embeddings, *model.base_model.encoder.layer[:frozen_layers]]
-        if frozen_layers
-        else []
-    )
-    for module in frozen:
-        for parameter in module.parameters():
-            parameter.requires_grad = False
-    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    trained = _freeze(model, frozen_layers)
     optimiser = torch.optim.AdamW(trained, lr=lr, weight_decay=0.01)
     steps = epochs * math.ceil(len(train) / batch_size)
     schedule = get_linear_schedule_with_warmup(optimiser, max(1, steps // 10), steps)
-
-    def evaluate() -> tuple[float | None, float | None]:
-        model.eval()
-        loss = None
-        if dev is not None:
-            total, count = 0.0, 0.0
-            with torch.inference_mode():
-                for rows in length_batches([len(x) for x in dev.ids], batch_size):
-                    inputs, target, mask = dev.batch(rows, pad_id, names)
-                    predicted = model(**inputs).logits[..., 0]
-                    total += float(((predicted - target) ** 2 * mask).sum())
-                    count += float(mask.sum())
-            loss = total / max(count, 1.0)
-        ndcg = None
-        if pool_ids:
-            session = _LiveSession(model, names)
-
-            def own(i: int, row: np.ndarray) -> dict[str, float]:
-                return own_weights(pool_words[i], lambda w: max(0.0, float(row[w.position])))
-
-            ndcg = dev_ndcg(run_sorted(session, pool_tokens, pad_id, names, batch_size, own))
-        return loss, ndcg
 
     history: list[dict[str, Any]] = []
     best: tuple[float, float] | None = None
@@ -324,7 +345,9 @@ def train_deepct(
                 losses.append(float(loss.detach()))
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
-            dev_loss, ndcg = evaluate()
+            model.eval()
+            dev_loss = _dev_loss(model, dev, pad_id, names, batch_size) if dev is not None else None
+            ndcg = pool.of_model(model, names, pad_id, batch_size)
             history.append(
                 {
                     "epoch": epoch,
@@ -362,12 +385,7 @@ def train_deepct(
         "loss": "MSE on each content word's first word piece",
         "train_documents": len(train),
         "dev_documents": len(dev) if dev is not None else 0,
-        "dev_pool": f"{len(pool_ids)} documents"
-        + (
-            f" (candidates top {pool_depth} + relevant)"
-            if data.ranked
-            else f" (relevant + {pool_size} random)"
-        ),
+        "dev_pool": pool.described,
     }
     record = write_model_card(
         out,
