@@ -29,6 +29,13 @@ saved tokenizer's ``model_max_length`` is ``max_source_length``, so the enrichme
 document word pieces as training did.  The model card lists the generated queries of a few dev documents
 next to their real ones, sampled by the enrichment's own :class:`~nirbridge.workers.doc2query.
 Doc2QueryGenerator` from the saved folder (which also proves that the folder loads and generates).
+
+Measured here (SciFact train, 822 pairs, 97 dev pairs; a 2-core CPU shared with other jobs, load 10-18):
+a full BERT2BERT step (batch 16, 256 pieces) took ~2.8 s on an idle machine; with ``--freeze-encoder
+--freeze-embeddings`` 60 steps (batch 16, lr 2e-4, ~1.2 epochs) took 34 min and lowered the dev loss from
+11.00 to 6.46 nats per token.  That is not enough: the samples have the shape of SciFact claims ("... is
+associated with ...", "... is more effective ...") but are not yet about their document.  Train longer
+(several epochs, full fine-tuning where a GPU allows) before expecting a retrieval gain.
 """
 
 from __future__ import annotations
