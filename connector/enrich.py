@@ -70,6 +70,7 @@ from .writer import ItemResult, streaming_update, summarize
 
 __all__ = ["EnrichJob", "EnrichOptions", "EnrichReport", "spec_digest", "wanted_mapping"]
 
+SCAN_KEEP_ALIVE = "1h"  # how long the scan's point in time lives between two pages (see _batches)
 # the enriched field each encoder kind of the spec writes (connector.schema's kinds)
 _FIELD_KIND: dict[str, FieldKind] = {
     "sparse": "sparse",
@@ -380,6 +381,10 @@ class EnrichJob:
             page_size=options.page_size,
             search_after=position,
             order="id",
+            # the next page is read only once this one is consumed: at a slow encoder's pace (doc2query on
+            # a CPU: well under 1 doc/s) a page of 500 takes many minutes, and a 5-minute point in time
+            # expired under such a job (search_context_missing_exception); each page renews it
+            keep_alive=SCAN_KEEP_ALIVE,
         ):
             scanned += 1
             position = hit.get("sort", position)
