@@ -30,6 +30,7 @@ __all__ = [
     "TrainIndexOption",
     "TrainSplitOption",
     "prepare",
+    "reproducing_command",
     "train_app",
 ]
 
@@ -54,6 +55,29 @@ LoraOption = Annotated[
     int,
     typer.Option("--lora", min=0, help="LoRA rank: train low-rank adapters, not every weight (0: off)."),
 ]
+
+
+def reproducing_command(context: typer.Context) -> str:
+    """The command line that reruns the running `nirbridge train` subcommand with the same settings (for
+    the model card): every option as given or defaulted, flags as `--name`/`--no-name`; not `--url` (the
+    cluster is the reader's own), `--json` or `--progress`."""
+    import shlex
+
+    parts = ["nirbridge", "train", str(context.info_name)]
+    for param in context.command.params:
+        value = context.params.get(param.name or "")
+        if param.param_type_name != "option" or param.name in _NOT_REPRODUCED or value is None:
+            continue
+        name = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            off = max(param.secondary_opts, key=len) if param.secondary_opts else None
+            parts += [name] if value else [off] if off else []
+        else:
+            parts.append(f"{name}={value}")
+    return shlex.join(parts)
+
+
+_NOT_REPRODUCED = ("url", "json_output", "progress")
 
 
 def prepare(
@@ -98,6 +122,7 @@ def prepare(
 
 @train_app.command("dense")
 def train_dense_command(
+    context: typer.Context,
     dataset: DatasetOption,
     out: OutOption,
     url: UrlOption = None,
@@ -133,7 +158,6 @@ def train_dense_command(
     progress: ProgressOption = None,
 ) -> None:
     """Fine-tune the bi-encoder DPR-style (in-batch + BM25 hard negatives) for `nirbridge enrich --dense`."""
-    import shlex
     import sys
     from collections.abc import Mapping
 
@@ -157,14 +181,7 @@ def train_dense_command(
         seed=seed,
         progress=progress,
     )
-    command = ["nirbridge", "train", "dense", "--dataset", str(dataset), "--out", str(out), "--base", base]
-    command += ["--index", index] if index else []
-    command += ["--train-split", train_split] + (["--dev-split", dev_split] if dev_split else [])
-    command += [f"--epochs={epochs}", f"--batch-size={batch_size}", f"--learning-rate={learning_rate}"]
-    command += [f"--temperature={temperature}", f"--max-length={max_length}"]
-    command += [f"--query-max-length={query_max_length}", f"--hard-negatives={hard_negatives}"]
-    command += [f"--skip-top={skip_top}", f"--depth={depth}", f"--lora={lora}", f"--patience={patience}"]
-    command += [f"--seed={seed}"]
+    command = reproducing_command(context)
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(desc="train dense", unit="step", disable=not show) as bar:
 
@@ -193,7 +210,7 @@ def train_dense_command(
                 lora_rank=lora,
                 patience=patience,
                 seed=seed,
-                command=shlex.join(command),
+                command=command,
                 progress=report,
             )
         except ModelNotFoundError as error:
@@ -212,6 +229,7 @@ def train_dense_command(
 
 @train_app.command("deepct")
 def train_deepct_command(
+    context: typer.Context,
     dataset: DatasetOption,
     out: OutOption,
     url: UrlOption = None,
@@ -237,7 +255,6 @@ def train_deepct_command(
     progress: ProgressOption = None,
 ) -> None:
     """Train DeepCT (term weights = predicted query term recall) for `nirbridge enrich --terms`."""
-    import shlex
     import sys
 
     from nirbridge.workers.errors import ModelNotFoundError
@@ -254,12 +271,7 @@ def train_deepct_command(
         seed=seed,
         progress=progress,
     )
-    command = ["nirbridge", "train", "deepct", "--dataset", str(dataset), "--out", str(out), "--base", base]
-    command += ["--index", index] if index else []
-    command += ["--train-split", train_split] + (["--dev-split", dev_split] if dev_split else [])
-    command += [f"--epochs={epochs}", f"--batch-size={batch_size}", f"--learning-rate={learning_rate}"]
-    command += [f"--max-length={max_length}", f"--pool-depth={pool_depth}", f"--pool-size={pool_size}"]
-    command += [f"--frozen-layers={frozen_layers}", f"--seed={seed}"]
+    command = reproducing_command(context)
     try:
         record = train_deepct(
             data,
@@ -274,7 +286,7 @@ def train_deepct_command(
             pool_size=pool_size,
             frozen_layers=frozen_layers,
             progress=sys.stderr.isatty() if progress is None else progress,
-            command=shlex.join(command),
+            command=command,
         )
     except ModelNotFoundError as error:
         raise typer.BadParameter(error.reason, param_hint="'--base'") from None
@@ -293,6 +305,7 @@ def train_deepct_command(
 
 @train_app.command("reranker")
 def train_reranker_command(
+    context: typer.Context,
     dataset: DatasetOption,
     out: OutOption,
     url: UrlOption = None,
@@ -339,7 +352,6 @@ def train_reranker_command(
     progress: ProgressOption = None,
 ) -> None:
     """Fine-tune a cross-encoder (listwise loss, BM25 hard negatives) for the proxy's `rerank`."""
-    import shlex
     import sys
     from typing import Any
 
@@ -359,14 +371,7 @@ def train_reranker_command(
         seed=seed,
         progress=progress,
     )
-    flags = {"index": index, "train-split": train_split, "dev-split": dev_split, "steps": steps}
-    flags |= {"queries": queries, "accumulation": accumulation, "group": group, "skip-top": skip_top}
-    flags |= {"depth": depth, "learning-rate": learning_rate, "warmup": warmup, "max-length": max_length}
-    flags |= {"head": head, "frozen-layers": frozen_layers, "lora": lora, "validate-every": validate_every}
-    flags |= {"patience": patience, "dev-depth": dev_depth, "seed": seed}
-    command = ["nirbridge", "train", "reranker", "--dataset", str(dataset), "--out", str(out), "--base", base]
-    command += [f"--{name}={value}" for name, value in flags.items() if value is not None]
-    command += [] if export else ["--no-export"]
+    command = reproducing_command(context)
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(total=steps, desc="train reranker", unit="step", disable=not show) as bar:
 
@@ -399,7 +404,7 @@ def train_reranker_command(
                 dev_depth=dev_depth,
                 export=export,
                 seed=seed,
-                command=shlex.join(command),
+                command=command,
                 progress=report,
             )
         except ModelNotFoundError as error:
@@ -417,6 +422,7 @@ def train_reranker_command(
 
 @train_app.command("doc2query")
 def train_doc2query_command(
+    context: typer.Context,
     dataset: DatasetOption,
     out: OutOption,
     base: BaseOption = "all-MiniLM-L6-v2",
@@ -451,7 +457,6 @@ def train_doc2query_command(
 
     It learns from (document, relevant query) pairs alone, so it needs no cluster: there is no --index.
     """
-    import shlex
     import sys
     from collections.abc import Mapping
 
@@ -463,15 +468,7 @@ def train_doc2query_command(
     from .cli import _print_json
 
     data = prepare(dataset, train_split=train_split, dev_split=dev_split, seed=seed, progress=progress)
-    command = ["nirbridge", "train", "doc2query", "--dataset", str(dataset), "--out", str(out)]
-    command += ["--base", base]
-    command += ["--train-split", train_split] + (["--dev-split", dev_split] if dev_split else [])
-    command += [f"--epochs={epochs}"] + ([f"--max-steps={max_steps}"] if max_steps else [])
-    command += [f"--batch-size={batch_size}", f"--learning-rate={learning_rate}"]
-    command += [f"--max-source-length={max_source_length}", f"--max-target-length={max_target_length}"]
-    command += ["--freeze-encoder"] if freeze_encoder else []
-    command += ["--freeze-embeddings"] if freeze_embeddings else []
-    command += [f"--dev-pairs={dev_pairs}", f"--seed={seed}"]
+    command = reproducing_command(context)
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(desc="train doc2query", unit="step", disable=not show) as bar:
 
@@ -498,7 +495,7 @@ def train_doc2query_command(
                 freeze_embeddings=freeze_embeddings,
                 dev_pairs=dev_pairs,
                 seed=seed,
-                command=shlex.join(command),
+                command=command,
                 progress=report,
             )
         except ModelNotFoundError as error:
