@@ -16,8 +16,9 @@ Routes (DESIGN.md, "The proxy's search API"):
     GET /_nirbridge/health                 liveness: the process answers
     GET /_nirbridge/metrics                Prometheus text exposition (connector.metrics)
     GET /_nirbridge/ready                  the cluster answers GET / within 1 s and a rerank worker answers
-                                           a `nirbridge.ping` task sent through queue `rerank` within 1 s
-                                           (in-process reranking: always); 503 otherwise
+                                           a `nirbridge.ping` task sent through queue `rerank` within 1 s,
+                                           or, every worker busy, Celery's control ping as a consumer of
+                                           the queue (`"busy": true`; in-process reranking: always); else 503
     anything else                          passes through when read-only (connector.proxy_policy), else 403
                                            unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
 
