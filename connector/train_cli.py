@@ -11,6 +11,8 @@ subcommand shares are defined here; each subcommand's own training code is in `w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +33,7 @@ __all__ = [
     "TrainSplitOption",
     "prepare",
     "reproducing_command",
+    "training_errors",
     "train_app",
 ]
 
@@ -78,6 +81,19 @@ def reproducing_command(context: typer.Context) -> str:
 
 
 _NOT_REPRODUCED = ("url", "json_output", "progress")
+
+
+@contextmanager
+def training_errors() -> Iterator[None]:
+    """A trainer's refusals as usage errors (exit 2): an unknown `--base`, a setting out of range."""
+    from nirbridge.workers.errors import ModelNotFoundError
+
+    try:
+        yield
+    except ModelNotFoundError as error:
+        raise typer.BadParameter(error.reason, param_hint="'--base'") from None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def prepare(
@@ -163,7 +179,6 @@ def train_dense_command(
 
     from tqdm import tqdm
 
-    from nirbridge.workers.errors import ModelNotFoundError
     from nirbridge.workers.train.dense import train_dense
 
     from .cli import _print_json
@@ -193,7 +208,7 @@ def train_dense_command(
             else:
                 bar.write(f"epoch {int(info['epoch'])}: dev nDCG@10 {info['ndcg@10']:.4f}", file=sys.stderr)
 
-        try:
+        with training_errors():
             summary = train_dense(
                 data,
                 out,
@@ -213,10 +228,6 @@ def train_dense_command(
                 command=command,
                 progress=report,
             )
-        except ModelNotFoundError as error:
-            raise typer.BadParameter(error.reason, param_hint="'--base'") from None
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
     metrics = summary["metrics"]
     typer.echo(
         f"{out}: dev nDCG@10 {metrics['dev ndcg@10 best']:.4f} (base {metrics['dev ndcg@10 base']:.4f}), "
@@ -257,7 +268,6 @@ def train_deepct_command(
     """Train DeepCT (term weights = predicted query term recall) for `nirbridge enrich --terms`."""
     import sys
 
-    from nirbridge.workers.errors import ModelNotFoundError
     from nirbridge.workers.train.deepct import train_deepct
 
     from .cli import _print_json
@@ -272,7 +282,7 @@ def train_deepct_command(
         progress=progress,
     )
     command = reproducing_command(context)
-    try:
+    with training_errors():
         record = train_deepct(
             data,
             out,
@@ -288,10 +298,6 @@ def train_deepct_command(
             progress=sys.stderr.isatty() if progress is None else progress,
             command=command,
         )
-    except ModelNotFoundError as error:
-        raise typer.BadParameter(error.reason, param_hint="'--base'") from None
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
     metrics = record["metrics"]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if name != "best epoch")
     typer.echo(
@@ -357,7 +363,6 @@ def train_reranker_command(
 
     from tqdm import tqdm
 
-    from nirbridge.workers.errors import ModelNotFoundError
     from nirbridge.workers.train.reranker import train_reranker
 
     from .cli import _print_json
@@ -382,7 +387,7 @@ def train_reranker_command(
             else:
                 bar.write(f"step {info['step']}: dev nDCG@10 {info['dev ndcg@10']:.4f}", file=sys.stderr)
 
-        try:
+        with training_errors():
             record = train_reranker(
                 data,
                 out,
@@ -407,10 +412,6 @@ def train_reranker_command(
                 command=command,
                 progress=report,
             )
-        except ModelNotFoundError as error:
-            raise typer.BadParameter(error.reason, param_hint="'--base'") from None
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
     metrics = record["metrics"]
     shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
     typer.echo(f"{out}: {shown}, {record['seconds'] / 60:.1f} min", err=json_output)
@@ -462,7 +463,6 @@ def train_doc2query_command(
 
     from tqdm import tqdm
 
-    from nirbridge.workers.errors import ModelNotFoundError
     from nirbridge.workers.train.doc2query import train_doc2query
 
     from .cli import _print_json
@@ -480,7 +480,7 @@ def train_doc2query_command(
             elif show:
                 bar.write(f"epoch {int(info['epoch'])}: dev loss {info['loss']:.4f}", file=sys.stderr)
 
-        try:
+        with training_errors():
             record = train_doc2query(
                 data,
                 out,
@@ -498,10 +498,6 @@ def train_doc2query_command(
                 command=command,
                 progress=report,
             )
-        except ModelNotFoundError as error:
-            raise typer.BadParameter(error.reason, param_hint="'--base'") from None
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from None
     metrics = record["metrics"]
     typer.echo(
         f"{out}: dev loss {metrics['dev loss best']:.4f} (untrained {metrics['dev loss base']:.4f}), "
