@@ -33,7 +33,6 @@ enrich --dense PATH`` and sentence-transformers itself, plus the model card (``t
 from __future__ import annotations
 
 import copy
-import json
 import random
 import shutil
 import time
@@ -308,15 +307,13 @@ def train_dense(
         seconds=seconds,
         command=command,
         notes=notes,
+        extra=dict(
+            best_epoch=best_epoch,
+            epochs_run=epoch,
+            steps=step,
+            pairs=len(pairs),
+            dev_pool=len(pool),
+            parameters={"trainable": trainable, "total": total},
+        ),
     )
-    # what the card's generic record has no place for, kept beside it in training.json
-    record.update(
-        best_epoch=best_epoch,
-        epochs_run=epoch,
-        steps=step,
-        pairs=len(pairs),
-        dev_pool=len(pool),
-        parameters={"trainable": trainable, "total": total},
-    )
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return {**record, "out": str(out)}
