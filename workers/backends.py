@@ -127,7 +127,9 @@ def _import_ort(backend: str) -> Any:
 
 
 class TorchSession:
-    """The PyTorch module itself; ``bf16`` runs it under CPU autocast (weights stay fp32, matmuls in bf16)."""
+    """The PyTorch module itself; ``bf16`` runs it under autocast (weights stay fp32, matmuls in bf16).
+
+    It runs on the CPU unless moved with :meth:`to` (the trainers move it to a GPU where there is one)."""
 
     def __init__(self, graph: Graph, bf16: bool = False) -> None:
         self.torch = _import_torch()
@@ -135,13 +137,21 @@ class TorchSession:
         self.module = graph.build(graph.path).eval()
         self.names = graph.input_names
         self.bf16 = bf16
+        self.device = self.torch.device("cpu")
+
+    def to(self, device: Any) -> TorchSession:
+        """Move the module (and where inputs go) to ``device``, e.g. ``"cuda"``; returns the session."""
+        self.device = self.torch.device(device)
+        self.module.to(self.device)
+        return self
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         torch = self.torch
-        args = [torch.from_numpy(inputs[n]) for n in self.names]
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        args = [torch.from_numpy(inputs[n]).to(self.device) for n in self.names]
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        with torch.inference_mode(), autocast:
             out = self.module(*args)
-        return out.float().numpy()
+        return out.float().cpu().numpy()
 
 
 class OrtSession:

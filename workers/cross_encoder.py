@@ -199,9 +199,14 @@ class CrossEncoder:
         for (query, _), passage in zip(pairs, passages, strict=True):
             q = query_ids[query]
             p = passage[: self.max_length - len(q) - 3]
-            ids.append(self.tokenizer.build_inputs_with_special_tokens(q, p))
-            types.append(self.tokenizer.create_token_type_ids_from_sequences(q, p))
+            ids.append(self._joined(q, p))
+            types.append([0] * (len(q) + 2) + [1] * (len(p) + 1))
         return ids, types
+
+    def _joined(self, q: list[int], p: list[int]) -> list[int]:
+        """``[CLS] q [SEP] p [SEP]``, the BERT pair (transformers 5 tokenizers no longer build it)."""
+        tokenizer = self.tokenizer
+        return [tokenizer.cls_token_id, *q, tokenizer.sep_token_id, *p, tokenizer.sep_token_id]
 
     # --- scoring ------------------------------------------------------------------------------------------
 

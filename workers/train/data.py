@@ -3,11 +3,15 @@
     data = TrainingData.from_beir(corpus, queries, train_qrels, dev_qrels)   # or dev held out of train
     data = data.with_candidates(ranked)          # query id -> first-stage doc ids, best first (BM25 here)
     data.hard_negatives("q1", skip_top=3, depth=50)
+    data.save(Path("scifact.json.gz")); TrainingData.load(Path("scifact.json.gz"))   # train elsewhere
 
 The judgments say which documents are relevant (grade > 0).  Hard negatives are the first stage's hits that
 are not judged relevant, below the very top: the top few unjudged hits are often relevant documents nobody
 judged (Qu et al., "RocketQA", 2021), so ``skip_top`` leaves them out.  ``ranked`` also gives the dev queries'
 candidates, which is what a reranker re-scores when it is validated.
+
+``save`` and ``load`` carry the whole thing (texts included) as one gzipped JSON file, so that the data can be
+prepared where the cluster is and a model trained on a GPU machine that cannot reach it.
 
 A collection without a dev split (SciFact) holds ``dev_fraction`` of its train queries out as dev, chosen by a
 seeded shuffle, so that early stopping never looks at the test split.
@@ -15,9 +19,12 @@ seeded shuffle, so that early stopping never looks at the test split.
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 __all__ = ["TrainingData", "document_text"]
@@ -111,3 +118,25 @@ class TrainingData:
     def dev_candidates(self, qid: str, depth: int = 100) -> list[str]:
         """What a reranker re-scores for dev query ``qid``: its first-stage top ``depth``."""
         return list(self.ranked.get(qid, ())[:depth])
+
+    def save(self, path: Path) -> None:
+        """Write everything (texts, judgments, candidates, provenance) to ``path`` as gzipped JSON."""
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            json.dump(asdict(self), f, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingData:
+        """Read what :meth:`save` wrote; ValueError naming ``path`` when it is not such a file."""
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                raw = json.load(f)
+            return cls(
+                corpus=raw["corpus"],
+                queries=raw["queries"],
+                train={qid: tuple(docs) for qid, docs in raw["train"].items()},
+                dev=raw["dev"],
+                ranked={qid: tuple(docs) for qid, docs in raw.get("ranked", {}).items()},
+                source=raw.get("source", {}),
+            )
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} is not training data written by TrainingData.save: {error}") from None

@@ -47,7 +47,7 @@ from nirbridge.workers.models import load_tokenizer, resolve_model
 from .card import write_model_card
 from .data import TrainingData
 from .lora import merged, with_lora
-from .validate import ndcg_at_10
+from .validate import ndcg_at_10, training_device
 
 __all__ = ["DenseProgress", "train_dense"]
 
@@ -92,21 +92,29 @@ def _batches(pairs: Sequence[_Pair], batch_size: int, rng: random.Random) -> Ite
 class _BiEncoder:
     """The pooled model and its tokenizer, with the two encodings training needs."""
 
-    def __init__(self, path: Path, lora_rank: int, max_length: int, query_max_length: int) -> None:
-        self.path = path
+    def __init__(
+        self, path: Path, lora_rank: int, max_length: int, query_max_length: int, device: Any
+    ) -> None:
+        self.path, self.device = path, device
         self.pooling = read_pooling(path)
         self.tokenizer = load_tokenizer(path / self.pooling.transformer_dir)
         self.module = pooled_module(path, self.pooling)
         if lora_rank:
             self.module.model = with_lora(self.module.model, rank=lora_rank)
+        self.module.to(device)
         self.max_length, self.query_max_length = max_length, query_max_length
 
     def __call__(self, texts: Sequence[str], max_length: int) -> Any:
         """Unit (or unnormalised, as the base says) vectors ``[len(texts), d]``, padded to this batch."""
+        import torch
+
         batch = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
-        return self.module(**dict(batch))
+        cuda = self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda and self.module.training):
+            vectors = self.module(**{k: v.to(self.device) for k, v in batch.items()})
+        return vectors.float()
 
     def encode(self, texts: Sequence[str], max_length: int) -> Any:
         """Vectors for retrieval, without gradients; batches sorted by length only to save padding."""
@@ -117,7 +125,7 @@ class _BiEncoder:
         self.module.eval()
         with torch.no_grad():
             parts = [
-                self([texts[i] for i in order[s : s + _ENCODE_BATCH]], max_length)
+                self([texts[i] for i in order[s : s + _ENCODE_BATCH]], max_length).cpu()
                 for s in range(0, len(order), _ENCODE_BATCH)
             ]
             if parts:
@@ -182,10 +190,11 @@ def _loss(
     logits = q @ d.T / temperature
     relevant = [data.relevant(pair.query) for pair in batch]
     mask = torch.tensor(
-        [[j != i and doc in relevant[i] for j, doc in enumerate(docs)] for i in range(len(batch))]
+        [[j != i and doc in relevant[i] for j, doc in enumerate(docs)] for i in range(len(batch))],
+        device=logits.device,
     )
     logits = logits.masked_fill(mask, float("-inf"))
-    return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+    return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=logits.device))
 
 
 def _save(model: _BiEncoder, base: Path, out: Path) -> None:
@@ -193,7 +202,7 @@ def _save(model: _BiEncoder, base: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(base, out, ignore=shutil.ignore_patterns(*_NOT_COPIED, ".*"))
-    encoder = merged(model.module.model)
+    encoder = merged(model.module.model).to("cpu")
     encoder.save_pretrained(str(out / model.pooling.transformer_dir), safe_serialization=True)
 
 
@@ -214,12 +223,13 @@ def train_dense(
     lora_rank: int = 0,
     patience: int = 1,
     seed: int = 0,
+    device: str = "auto",
     command: str = "",
     progress: DenseProgress | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base`` on ``data.train``, keep the epoch with the best dev nDCG@10, write it to ``out``
     (replacing what is there) with its model card, and return the card's record plus ``best_epoch`` and
-    ``parameters``.
+    ``parameters``.  ``device``: ``auto`` (CUDA with bf16 autocast where torch sees a GPU), ``cpu``, ``cuda``.
 
     ValueError for a setting out of range or data without dev queries.
     """
@@ -241,13 +251,15 @@ def train_dense(
         seed=seed,
     )
     _check(**settings)
+    where = training_device(device)
+    settings["device"] = where.type
     if not data.dev:
         raise ValueError("no dev query to validate on (a dev split, or enough train queries to hold out)")
     started = time.monotonic()
     rng = random.Random(seed)
     torch.manual_seed(seed)
     base_path = resolve_model(base)
-    model = _BiEncoder(base_path, lora_rank, max_length, query_max_length)
+    model = _BiEncoder(base_path, lora_rank, max_length, query_max_length, where)
     trainable, total = model.parameters()
     pairs = [_Pair(qid, doc) for qid, docs in data.train.items() for doc in docs]
     steps_per_epoch = -(-len(pairs) // batch_size)

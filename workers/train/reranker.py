@@ -301,12 +301,17 @@ def train_reranker(
     dev_depth: int = 20,
     export: bool = True,
     seed: int = 0,
+    device: str = "auto",
+    max_seconds: float | None = None,
     command: str = "",
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train as the module docstring says; save the best checkpoint, its ONNX graphs and the model card into
-    ``out``.  ``progress`` gets a dict after every step (``step``, ``loss``) and validation (``dev
-    ndcg@10``).  Returns the card's record (``training.json``): settings, metrics, wall time.
+    ``out``.  ``device`` is ``auto`` (CUDA where torch sees a GPU, there with bf16 autocast; else the CPU
+    in fp32), ``cpu`` or ``cuda``.  ``max_seconds`` ends training after that much wall time (then it
+    validates and keeps the best checkpoint as usual).  ``progress`` gets a dict after every step (``step``,
+    ``loss``) and validation (``dev ndcg@10``).  Returns the card's record (``training.json``): settings,
+    metrics, wall time.
 
     ValueError for a setting out of range; the base model's errors (ModelNotFoundError) pass through.
     """
@@ -337,6 +342,10 @@ def train_reranker(
     from nirbridge.workers.models import resolve_model
 
     from .lora import merged, with_lora
+    from .validate import training_device
+
+    where = training_device(device)
+    settings["device"] = where.type
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -345,6 +354,7 @@ def train_reranker(
     try:
         _initial_model(resolve_model(base), head, scratch)
         encoder = _encoder(scratch, "torch-fp32", max_length)
+        encoder.session.to(where)
         model = encoder.session.module.model  # the classifier the encoder scores with: trained in place
         bert = model.base_model
         for parameter in bert.embeddings.parameters():
@@ -394,8 +404,11 @@ def train_reranker(
             for _ in range(accumulation):
                 chosen = rng.sample(train_qids, min(queries, len(train_qids)))
                 groups = _groups(data, chosen, group, skip_top, depth, rng)
-                logits = model(**_batch(encoder, groups)).logits.view(len(groups), group)
-                target = torch.zeros(len(groups), dtype=torch.long)  # the positive is first in each group
+                inputs = {k: v.to(where) for k, v in _batch(encoder, groups).items()}
+                with torch.autocast(where.type, dtype=torch.bfloat16, enabled=where.type == "cuda"):
+                    logits = model(**inputs).logits.view(len(groups), group)
+                # the positive is first in each group
+                target = torch.zeros(len(groups), dtype=torch.long, device=where)
                 loss = torch.nn.functional.cross_entropy(logits.float(), target) / accumulation
                 loss.backward()
                 total += float(loss.detach())
@@ -407,6 +420,8 @@ def train_reranker(
                 progress({"step": step, "loss": total})
             if dev and validate_every and step % validate_every == 0 and not validate(step):
                 break
+            if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                break
         if dev and (not validate_every or step % validate_every):
             validate(step)
         if best is not None:
@@ -417,7 +432,7 @@ def train_reranker(
         tail = max(1, min(10, len(losses)))
         metrics["first loss"] = sum(losses[:tail]) / tail
         metrics["last loss"] = sum(losses[-tail:]) / tail
-        model = merged(model).eval()
+        model = merged(model).eval().to("cpu")
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(str(out))
         encoder.tokenizer.save_pretrained(str(out))

@@ -9,8 +9,9 @@ same measure `nirbridge eval` reports.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["ndcg_at_10"]
+__all__ = ["ndcg_at_10", "training_device"]
 
 
 def ndcg_at_10(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]]) -> float:
@@ -31,3 +32,20 @@ def ndcg_at_10(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping
         )
     }
     return sum(scores.get(qid, 0.0) for qid in judged) / len(judged)
+
+
+def training_device(device: str = "auto") -> Any:
+    """The torch device a trainer runs on: ``auto`` is CUDA where torch sees a GPU, else the CPU.
+
+    ValueError for ``cuda`` without a GPU or an unknown name (the CLI reports it as a usage error)."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device 'cuda' asked for, but torch sees no GPU here (a CUDA build of torch and a driver)"
+        )
+    return torch.device(device)
