@@ -131,6 +131,14 @@ def eval_command(
         typer.Option("--rerank", help="Cross-encoder (name or folder) that re-scores the top --window hits."),
     ] = None,
     window: Annotated[int, typer.Option("--window", min=1, help="Hits the reranker re-scores.")] = 100,
+    rerank_weight: Annotated[
+        float,
+        typer.Option(
+            "--rerank-weight",
+            help="Cross-encoder share of the score within the window: 1 = pure rerank, 0 = first stage; "
+            "scores min-max normalised per query.",
+        ),
+    ] = 1.0,
     rerank_backend: Annotated[
         str, typer.Option("--rerank-backend", help="The cross-encoder's backend (auto, onnx-int8, ...).")
     ] = "auto",
@@ -154,6 +162,8 @@ def eval_command(
     _choice(sparse_form, SPARSE_FORMS, "--sparse-form")
     _choice(terms_weighting, TERMS_WEIGHTINGS, "--terms-weighting")
     _choice(bm25_type, ("best_fields", "cross_fields", "most_fields"), "--bm25-type")
+    if not 0.0 <= rerank_weight <= 1.0:  # checked here rather than with min/max: that lets NaN through
+        raise typer.BadParameter(f"must be in [0, 1], got {rerank_weight}", param_hint="'--rerank-weight'")
     try:
         modes = parse_hybrid(hybrid) if mode == "hybrid" else (mode,)
     except ValueError as error:
@@ -209,6 +219,7 @@ def eval_command(
                 limit=limit,
                 reranker=reranker,
                 window=window,
+                rerank_weight=rerank_weight,
                 progress=bar.update,
             )
         )
@@ -221,6 +232,7 @@ def eval_command(
             "model": rerank,
             "backend": reranker.encoder.backend,
             "window": window,
+            "weight": rerank_weight,
             "max_length": reranker.encoder.max_length,
             "pairs_scored": reranker.scored,
             "pairs_cached": reranker.cached,

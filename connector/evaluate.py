@@ -13,7 +13,9 @@ queries/s counts the whole first stage per query (query encoding, the `_msearch`
 loaded; loading is left out.
 
 Rerank hook: `reranker` (anything with `rerank(query, hits) -> hits`; `eval_rerank.EvalReranker` for the CLI)
-re-scores the top `window` hits of each query; the rest keep their order below them.
+re-scores the top `window` hits of each query; the rest keep their order below them. `rerank_weight` below 1
+ranks the window by `(1 - w) * first stage + w * cross-encoder`, both min-max normalised per query
+(`fusion.interpolate`); 1 is pure reranking, 0 the first-stage order.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from opensearchpy import OpenSearch
 
 from .beir import BeirDataset, BeirQuery
 from .errors import DatasetError
-from .fusion import FusionMethod, Ranking
+from .fusion import FusionMethod, Ranking, interpolate
 from .queries import QueryBuilder, first_stage
 
 __all__ = ["METRICS", "EvalReport", "Reranker", "evaluate", "judged_queries", "rerank_top", "score_run"]
@@ -107,9 +109,12 @@ def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
     }
 
 
-def rerank_top(reranker: Reranker, query: str, hits: Ranking, window: int) -> Ranking:
-    """`hits` with the top `window` re-scored by `reranker`, the rest below them in first-stage order."""
-    head = reranker.rerank(query, hits[:window])
+def rerank_top(
+    reranker: Reranker, query: str, hits: Ranking, window: int, rerank_weight: float = 1.0
+) -> Ranking:
+    """`hits` with the top `window` re-scored by `reranker` (interpolated with the first stage's scores when
+    `rerank_weight` < 1, see the module doc), the rest below them in first-stage order."""
+    head = interpolate(hits[:window], reranker.rerank(query, hits[:window]), rerank_weight)
     tail = hits[window:]
     if not tail:
         return head
@@ -133,11 +138,14 @@ def evaluate(
     limit: int | None = None,
     reranker: Reranker | None = None,
     window: int = 100,
+    rerank_weight: float = 1.0,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Run every judged query of `split` against `index` in `mode` and score the run (see the module doc)."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
+    if not 0.0 <= rerank_weight <= 1.0:  # before any query runs, not at the first batch's rerank
+        raise ValueError(f"rerank_weight must be in [0, 1], got {rerank_weight!r}")
     queries, qrels = judged_queries(dataset, split)
     if limit is not None:
         queries = queries[:limit]
@@ -164,7 +172,7 @@ def evaluate(
         )
         for query, hits in zip(batch, rankings, strict=True):
             if reranker is not None:
-                hits = rerank_top(reranker, query.text, hits, window)
+                hits = rerank_top(reranker, query.text, hits, window, rerank_weight)
             run[query.id] = dict(hits)
         if progress is not None:
             progress(len(batch))

@@ -2,12 +2,16 @@
 
     fuse("rrf", [bm25_hits, dense_hits])        # [(id, fused score), ...], best first
     fuse("minmax", [bm25_hits, dense_hits], weights=[0.3, 0.7])
+    interpolate(first_hits, reranked_hits, 0.7)  # a rerank window: 0.3 first stage + 0.7 cross-encoder
 
 Each input is one mode's hits for one query, `[(id, score), ...]` best first, as the cluster returned them
 (fetch the same `depth`, e.g. 100, from every mode). The fused list holds every id of any input, so cutting
 it to `size` afterwards gives the same first hits whatever `size` is.
 
 Ties are broken by the best rank the document has in any list, then by id, so the order is deterministic.
+
+`interpolate` is min-max over a rerank window's two lists (the same ids): weight 1 is the reranked list as it
+is, weight 0 the first-stage order; ties keep the first-stage order.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, get_args
 
-__all__ = ["FUSION_METHODS", "RRF_K", "FusionMethod", "Ranking", "fuse", "minmax", "rrf"]
+__all__ = ["FUSION_METHODS", "RRF_K", "FusionMethod", "Ranking", "fuse", "interpolate", "minmax", "rrf"]
 
 Ranking = list[tuple[str, float]]
 FusionMethod = Literal["rrf", "minmax"]
@@ -78,6 +82,25 @@ def minmax(rankings: Sequence[Ranking], weights: Sequence[float] | None = None) 
             normalised = (score - low) / spread if spread > 0 else 1.0
             scores[doc_id] = scores.get(doc_id, 0.0) + weight * normalised
     return _sorted(scores, _best_ranks(rankings))
+
+
+def interpolate(first: Ranking, reranked: Ranking, weight: float) -> Ranking:
+    """`(1 - weight) * first_norm + weight * reranked_norm` over one window (`minmax`), best first.
+
+    `first` and `reranked` hold the same ids. Weight 1.0 returns `reranked` itself (pure reranking, exactly as
+    without interpolation); below it the scores are the fused values and ties keep the first-stage order.
+    ValueError for a weight outside [0, 1] (NaN included) or lists with different ids.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"the rerank weight must be in [0, 1], got {weight!r}")
+    if {doc_id for doc_id, _ in first} != {doc_id for doc_id, _ in reranked}:
+        raise ValueError("interpolate needs the same ids in the first-stage and the reranked list")
+    if weight == 1.0:
+        return list(reranked)
+    fused = minmax([first, reranked], weights=[1.0 - weight, weight])
+    # minmax breaks ties by best rank in either list; here the first stage decides (weight 0 = its order)
+    rank = {doc_id: position for position, (doc_id, _) in enumerate(first)}
+    return sorted(fused, key=lambda item: (-item[1], rank[item[0]]))
 
 
 def fuse(method: str, rankings: Sequence[Ranking], weights: Sequence[float] | None = None) -> Ranking:

@@ -1,6 +1,7 @@
 """The proxy's second stage: a window of first-stage hits rescored by a cross-encoder, within a deadline.
 
     spec = RerankSpec.parse({"window": 100, "fields": ["title", "text"]}, settings)     # BadRequest if bad
+    spec = RerankSpec.parse({"window": 100, "weight": 0.7}, settings)  # 0.3 first stage + 0.7 cross-encoder
     hits, report = await rerank_hits(reranker, "statins", hits, spec)
     page = hits[from_ : from_ + size]                                                   # paging in the window
 
@@ -15,6 +16,10 @@ worker; the proxy adds a backstop of its own (`asyncio.wait_for`, the deadline p
 exception the same way, so a request is never held past its deadline nor dropped: a degraded answer keeps the
 first-stage order and scores.
 
+`weight` (default 1, pure reranking) below 1 orders the window by `(1 - weight) * first stage + weight *
+cross-encoder`, each min-max normalised over the window (`fusion.interpolate`), and that value is the hits'
+`_score`; 0 gives the first-stage order back. A degraded answer ignores it (first-stage order and scores).
+
 Passages: the values of `fields` in each hit's `_source`, in that order, joined by a space (a list value is
 joined too; a missing field adds nothing), cut to `MAX_PASSAGE_CHARS` characters. The cross-encoder cuts
 further to its own word-piece limit (workers.cross_encoder: `100 * max_length` characters, then word pieces).
@@ -28,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .fusion import interpolate
 from .proxy_errors import BadRequest
 from .settings import Settings
 
@@ -64,6 +70,7 @@ class RerankSpec:
     """One request's `rerank` settings, checked."""
 
     window: int = 100
+    weight: float = 1.0  # the cross-encoder's share of the score (module doc)
     fields: tuple[str, ...] = ("title", "text")
     model: str = ""  # parse() refuses a spec without one (no request model, no configured default)
     backend: str = "auto"
@@ -78,7 +85,7 @@ class RerankSpec:
             raw = {}
         if not isinstance(raw, Mapping):
             raise BadRequest(f"[{where}] must be an object, got {type(raw).__name__}")
-        known = {"window", "fields", "model", "backend", "params", "deadline_ms", "query"}
+        known = {"window", "weight", "fields", "model", "backend", "params", "deadline_ms", "query"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise BadRequest(f"[{where}] unknown parameter [{unknown[0]}]; known: {', '.join(sorted(known))}")
@@ -90,6 +97,9 @@ class RerankSpec:
                 f"[{where}.window] {window} is larger than the maximum window {settings.proxy_max_window} "
                 "(NIRBRIDGE_PROXY_MAX_WINDOW)"
             )
+        weight = raw.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 <= weight <= 1.0:
+            raise BadRequest(f"[{where}.weight] must be a number in [0, 1], got {weight!r}")
         fields = raw.get("fields", ["title", "text"])
         if isinstance(fields, str):
             fields = [fields]
@@ -116,6 +126,7 @@ class RerankSpec:
             raise BadRequest(f"[{where}.deadline_ms] must be a positive number, got {deadline_ms!r}")
         return cls(
             window=window,
+            weight=float(weight),
             fields=tuple(fields),
             model=model,
             backend=raw.get("backend") or settings.proxy_rerank_backend,
@@ -169,7 +180,8 @@ async def rerank_hits(
 ) -> tuple[list[dict[str, Any]], RerankReport]:
     """`hits` ordered by the cross-encoder's scores (their `_score`), or as they came when degraded.
 
-    Ties keep the first-stage order. Nothing to rerank (no hits) is not degraded.
+    Ties keep the first-stage order. Nothing to rerank (no hits) is not degraded. With `spec.weight` < 1 the
+    order and `_score` are the interpolated ones (module doc).
     """
     report = RerankReport()
     if not hits:
@@ -196,6 +208,10 @@ async def rerank_hits(
         report.degraded = True
         report.reason = f"the reranker gave {len(scores)} scores for {len(hits)} passages"
         return hits, report
+    # keyed by position, not _id: a window over several indices may hold one _id twice
+    keys = [f"{i:06d}" for i in range(len(hits))]
+    first = [(key, float(hit.get("_score") or 0.0)) for key, hit in zip(keys, hits, strict=True)]
     order = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), i))
+    ranked = interpolate(first, [(keys[i], float(scores[i])) for i in order], spec.weight)
     report.reranked = True
-    return [{**hits[i], "_score": float(scores[i])} for i in order], report
+    return [{**hits[int(key)], "_score": score} for key, score in ranked], report

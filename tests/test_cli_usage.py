@@ -86,3 +86,11 @@ def test_engine_data_dir_must_not_be_a_file(tmp_path: Path) -> None:
 def test_batch_size_must_be_positive() -> None:
     result = runner.invoke(app, ["ingest", "--index", "x", "--dataset", SAMPLE, "--batch-size", "0"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("weight", ["2", "-0.5", "nan"])
+def test_eval_rerank_weight_outside_0_1_is_usage(weight: str) -> None:
+    args = ["eval", "--index", "x", "--dataset", SAMPLE, "--mode", "bm25", "--url", _dead_url()]
+    result = runner.invoke(app, [*args, "--rerank-weight", weight])
+    assert result.exit_code == 2
+    assert "--rerank-weight" in result.stderr and "[0, 1]" in result.stderr

@@ -417,6 +417,32 @@ def test_rerank_orders_the_window_by_the_cross_encoder_and_pages_inside_it(
     assert answer["hits"]["total"] == direct.json()["hits"]["total"]
 
 
+def test_a_bad_rerank_weight_is_a_400(small: dict[str, Any], proxy: ServerThread, http: httpx.Client) -> None:
+    for bad in (1.5, -0.1, "0.5", True, None):
+        body = {"q": small["queries"][0], "mode": "bm25", "rerank": {"window": 10, "weight": bad}}
+        reason = _error(_search(http, proxy, body), 400)
+        assert reason == f"[rerank.weight] must be a number in [0, 1], got {bad!r}"
+    search = {"query": {"match": {"text": "statins"}}, "ext": {"rerank": {"weight": 2}}}
+    reason = _error(http.post(f"{proxy.url}/{INDEX}/_search", json=search), 400)
+    assert reason == "[ext.rerank.weight] must be a number in [0, 1], got 2"
+
+
+def test_rerank_weight_0_gives_the_first_stage_order_back(
+    small: dict[str, Any], local_proxy: ServerThread, http: httpx.Client
+) -> None:
+    query = small["queries"][1]
+    first = _search(http, local_proxy, {"q": query, "mode": "bm25", "size": WINDOW}).json()["hits"]["hits"]
+    body = {"q": query, "mode": "bm25", "size": WINDOW, "rerank": _rerank(weight=0.0)}
+    answer = _search(http, local_proxy, body).json()
+    block = answer["nirbridge"]
+    assert block["reranked"] is True and block["degraded"] is False, block  # scored, then weighted out
+    hits = answer["hits"]["hits"]
+    assert [h["_id"] for h in hits] == [h["_id"] for h in first]
+    low, high = first[-1]["_score"], first[0]["_score"]
+    assert [h["_score"] for h in hits] == pytest.approx([(h["_score"] - low) / (high - low) for h in first])
+    assert answer["hits"]["max_score"] == pytest.approx(1.0)
+
+
 def test_a_reranked_request_without_a_model_is_a_400(
     small: dict[str, Any], proxy: ServerThread, http: httpx.Client
 ) -> None:

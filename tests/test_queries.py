@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from nirbridge.connector.cli import app
 from nirbridge.connector.engine_process import EngineProcess
 from nirbridge.connector.evaluate import rerank_top, score_run
-from nirbridge.connector.fusion import fuse, minmax, rrf
+from nirbridge.connector.fusion import fuse, interpolate, minmax, rrf
 from nirbridge.connector.queries import (
     FieldMissing,
     IndexFields,
@@ -142,6 +142,24 @@ def test_minmax_normalises_each_list_then_sums() -> None:
     assert dict(minmax([bm25, dense], weights=[0.0, 1.0]))["c"] == pytest.approx(1.0)
 
 
+def test_interpolate_mixes_the_first_stage_into_a_rerank_window() -> None:
+    first = [("a", 10.0), ("b", 6.0), ("c", 2.0)]  # normalised: a 1, b 0.5, c 0
+    reranked = [("c", 5.0), ("a", 3.0), ("b", 1.0)]  # normalised: c 1, a 0.5, b 0
+    assert interpolate(first, reranked, 1.0) == reranked  # pure reranking, scores untouched
+    assert interpolate(first, reranked, 0.0) == [("a", 1.0), ("b", 0.5), ("c", 0.0)]
+    half = interpolate(first, reranked, 0.5)
+    assert [doc for doc, _ in half] == ["a", "c", "b"]
+    assert [score for _, score in half] == pytest.approx([0.75, 0.5, 0.25])
+    # an exact tie keeps the first-stage order (not minmax's best-rank-then-id, which would put x first)
+    tied = interpolate([("y", 2.0), ("x", 1.0)], [("x", 2.0), ("y", 1.0)], 0.5)
+    assert [doc for doc, _ in tied] == ["y", "x"]
+    for bad in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            interpolate(first, reranked, bad)
+    with pytest.raises(ValueError, match="same ids"):
+        interpolate(first, reranked[:2], 0.5)
+
+
 def test_fusion_ties_are_deterministic_and_methods_are_checked() -> None:
     # a and b tie (each ranks first once): the tie goes by best rank, then id
     assert [doc for doc, _ in rrf([[("b", 1.0)], [("a", 1.0)]])] == ["a", "b"]
@@ -181,6 +199,23 @@ def test_rerank_hook_reorders_the_window_and_keeps_the_rest_below() -> None:
     assert [doc for doc, _ in reranked] == ["bbb", "cc", "a", "dddd", "e"]
     scores = [score for _, score in reranked]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_rerank_hook_interpolates_with_the_first_stage() -> None:
+    class Fixed:  # a stand-in for the cross-encoder: scores chosen by hand
+        scores = {"a": 2.0, "b": 0.0, "c": 4.0}
+
+        def rerank(self, query: str, hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+            return sorted(((doc, self.scores[doc]) for doc, _ in hits), key=lambda item: -item[1])
+
+    hits = [("a", 10.0), ("b", 8.0), ("c", 2.0), ("d", 1.0), ("e", 0.5)]
+    # window a, b, c: first stage normalised 1, 0.75, 0; cross-encoder 0.5, 0, 1
+    assert [doc for doc, _ in rerank_top(Fixed(), "q", hits, window=3)] == ["c", "a", "b", "d", "e"]
+    mixed = rerank_top(Fixed(), "q", hits, window=3, rerank_weight=0.5)
+    assert [doc for doc, _ in mixed] == ["a", "c", "b", "d", "e"]
+    assert [score for _, score in mixed[:3]] == pytest.approx([0.75, 0.5, 0.375])
+    assert mixed[3][1] < mixed[2][1] and mixed[4][1] < mixed[3][1]  # the rest stays below
+    assert [doc for doc, _ in rerank_top(Fixed(), "q", hits, window=3, rerank_weight=0.0)] == list("abcde")
 
 
 # --- on the engine ---
