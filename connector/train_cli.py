@@ -26,6 +26,7 @@ __all__ = [
     "BaseOption",
     "DatasetOption",
     "DevSplitOption",
+    "DeviceOption",
     "LoraOption",
     "OutOption",
     "SeedOption",
@@ -54,6 +55,10 @@ DevSplitOption = Annotated[
     typer.Option("--dev-split", help="The qrels split validated on (default: 10% of train held out)."),
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Random seed (sampling, initialisation).")]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto (CUDA where torch sees a GPU, bf16 autocast there), cpu or cuda."),
+]
 LoraOption = Annotated[
     int,
     typer.Option("--lora", min=0, help="LoRA rank: train low-rank adapters, not every weight (0: off)."),
@@ -169,6 +174,7 @@ def train_dense_command(
     patience: Annotated[
         int, typer.Option("--patience", min=1, help="Epochs without a better dev nDCG@10 before stopping.")
     ] = 1,
+    device: DeviceOption = "auto",
     seed: SeedOption = 0,
     json_output: JsonOption = False,
     progress: ProgressOption = None,
@@ -225,6 +231,7 @@ def train_dense_command(
                 lora_rank=lora,
                 patience=patience,
                 seed=seed,
+                device=device,
                 command=command,
                 progress=report,
             )
@@ -353,6 +360,7 @@ def train_reranker_command(
     export: Annotated[
         bool, typer.Option("--export/--no-export", help="ONNX fp32 + int8 in OUT/onnx.")
     ] = True,
+    device: DeviceOption = "auto",
     seed: SeedOption = 0,
     json_output: JsonOption = False,
     progress: ProgressOption = None,
@@ -409,6 +417,7 @@ def train_reranker_command(
                 dev_depth=dev_depth,
                 export=export,
                 seed=seed,
+                device=device,
                 command=command,
                 progress=report,
             )

@@ -9,28 +9,26 @@ Several data files are merged into one training set, every id prefixed with the 
 so one model learns from several collections and its dev nDCG@10 averages over all their dev queries.
 
 ``--base`` may hold ``model-fp16.safetensors`` instead of ``model.safetensors`` (a base shipped at half size);
-it is widened to fp32 before training.  ``--shards`` receives the trained folder as ``files.tar`` (configs,
-tokenizer, model card; files equal to the base's are left out) and the weights in fp16, cut into
-``weights.safetensors.NN`` pieces of at most 15 MiB;
-``cat weights.safetensors.* > model.safetensors`` and :func:`widen` put them back together.  Weights equal to
-the base's (frozen embeddings) are left out of the shards and restored from the base by :func:`widen`.
+it is widened to fp32 before training.  ``--shards`` receives the trained folder as its delta on the base
+(``workers.shipped.pack_delta``: the trained tensors in fp16, the files that differ, what the base gives):
+the small files in ``files.tar``, the weights cut into ``weights.safetensors.NN`` pieces of at most 15 MiB,
+so that they fit what a GPU machine lets come back.  :func:`widen` rebuilds the fp32 folder from them.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 from nirbridge.workers.train.data import TrainingData
 
 _SHARD = 15 * 2**20
-_FROM_BASE = ".from-base.json"
 
 
 def merge(paths: list[Path]) -> TrainingData:
@@ -66,85 +64,39 @@ def fp32_base(base: Path, scratch: Path) -> Path:
     return scratch
 
 
-def _base_weights(base: Path) -> dict[str, object]:
-    from safetensors.torch import load_file
-
-    for name in ("model.safetensors", "model-fp16.safetensors"):
-        if (base / name).exists():
-            return load_file(base / name)
-    return {}
-
-
-def _base_key(key: str, base: dict[str, object]) -> str | None:
-    """The base's name for a trained tensor: the same, or without the task model's prefix (``bert.``)."""
-    for candidate in (key, key.split(".", 1)[-1]):
-        if candidate in base:
-            return candidate
-    return None
-
-
 def shard(folder: Path, base: Path, shards: Path) -> dict[str, int]:
-    """Write ``folder`` into ``shards`` (see the module docstring); returns the counts of tensors written and
-    left out as equal to the base."""
-    from safetensors.torch import load_file, save_file
+    """Write ``folder`` into ``shards`` as its delta on ``base`` (``workers.shipped.pack_delta``): the delta's
+    small files in ``files.tar``, its fp16 weights cut into pieces.  Returns pack_delta's counts."""
+    from nirbridge.workers.shipped import DELTA_WEIGHTS, pack_delta
 
-    weights = next(folder.rglob("model.safetensors"))
-    base_weights = _base_weights(base)
-    trained = {k: v.half().contiguous() for k, v in load_file(weights).items()}
-    same = {}
-    for key, value in trained.items():
-        source = _base_key(key, base_weights)
-        if source is not None and base_weights[source].half().equal(value):
-            same[key] = source
-    kept = {k: v for k, v in trained.items() if k not in same}
-    shards.mkdir(parents=True, exist_ok=True)
-    whole = folder.parent / f".{folder.name}-weights-fp16.safetensors"
-    meta = {"weights_path": str(weights.relative_to(folder)), "from_base": json.dumps(same)}
-    save_file(kept, whole, metadata=meta)
-    data = whole.read_bytes()
-    whole.unlink()
+    delta = shards / ".delta"
+    counts = pack_delta(folder, str(base), delta)
+    data = (delta / DELTA_WEIGHTS).read_bytes()
     for i in range(0, len(data), _SHARD):
         (shards / f"weights.safetensors.{i // _SHARD:02d}").write_bytes(data[i : i + _SHARD])
-    from_base = []  # tokenizer files and the like, equal to the base's: restored from it
     with tarfile.open(shards / "files.tar", "w") as tar:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p != weights):
-            relative = str(path.relative_to(folder))
-            if (base / relative).is_file() and (base / relative).read_bytes() == path.read_bytes():
-                from_base.append(relative)
-            else:
-                tar.add(path, arcname=relative)
-        manifest = json.dumps(from_base).encode()
-        info = tarfile.TarInfo(_FROM_BASE)
-        info.size = len(manifest)
-        tar.addfile(info, io.BytesIO(manifest))
-    return {"tensors written": len(kept), "tensors equal to the base": len(same)}
+        for path in sorted(p for p in delta.rglob("*") if p.is_file() and p.name != DELTA_WEIGHTS):
+            tar.add(path, arcname=str(path.relative_to(delta)))
+    shutil.rmtree(delta)
+    return counts
 
 
 def widen(shards: Path, base: Path, out: Path) -> Path:
     """Rebuild the trained folder in ``out`` from ``shards`` (fp32; what was unchanged from ``base``)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from nirbridge.workers.shipped import DELTA_MANIFEST, DELTA_WEIGHTS, materialize
 
-    out.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(shards / "files.tar") as tar:
-        tar.extractall(out, filter="data")
-    for relative in json.loads((out / _FROM_BASE).read_text()):
-        (out / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(base / relative, out / relative)
-    (out / _FROM_BASE).unlink()
-    whole = out.parent / f".{out.name}-weights-fp16.safetensors"
-    whole.write_bytes(b"".join(p.read_bytes() for p in sorted(shards.glob("weights.safetensors.*"))))
-    with safe_open(str(whole), "pt") as f:
-        meta = f.metadata()
-    weights = {k: v.float() for k, v in load_file(whole).items()}
-    whole.unlink()
-    base_weights = _base_weights(base)
-    for key, source in json.loads(meta["from_base"]).items():
-        weights[key] = base_weights[source].float()
-    target = out / meta["weights_path"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in weights.items()}, target)
-    return out
+    delta = Path(tempfile.mkdtemp(prefix=".delta-", dir=out.parent))
+    try:
+        with tarfile.open(shards / "files.tar") as tar:
+            tar.extractall(delta, filter="data")
+        pieces = sorted(shards.glob("weights.safetensors.*"))
+        (delta / DELTA_WEIGHTS).write_bytes(b"".join(p.read_bytes() for p in pieces))
+        manifest = json.loads((delta / DELTA_MANIFEST).read_text())
+        manifest["base"] = str(base)  # the base as this machine has it
+        (delta / DELTA_MANIFEST).write_text(json.dumps(manifest))
+        return materialize(delta, out)
+    finally:
+        shutil.rmtree(delta, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

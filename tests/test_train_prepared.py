@@ -92,9 +92,11 @@ def test_shards_bring_back_the_trained_weights_and_files(tmp_path: Path) -> None
     save_file(state, trained / "model.safetensors")
     (trained / "training.json").write_text('{"kind": "test"}')
 
-    counts = script.shard(trained, base, tmp_path / "shards")
-    assert counts == {"tensors written": 1, "tensors equal to the base": len(state) - 1}
-    back = script.widen(tmp_path / "shards", base, tmp_path / "back")
+    wide = tmp_path / "wide"
+    counts = script.shard(trained, wide, tmp_path / "shards")
+    assert counts == {"tensors written": 1, "tensors from the base": len(state) - 1}
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["files.tar", "weights.safetensors.00"]
+    back = script.widen(tmp_path / "shards", wide, tmp_path / "back")
     files = sorted(str(p.relative_to(trained)) for p in trained.rglob("*") if p.is_file())
     assert sorted(str(p.relative_to(back)) for p in back.rglob("*") if p.is_file()) == files
     assert (back / "training.json").read_text() == '{"kind": "test"}'

