@@ -76,7 +76,9 @@ def evaluate(args: argparse.Namespace, index: str, options: list[str], rerank: b
     command += ["--split", args.split, *options, "--json", "--no-progress"]
     if rerank:
         command += ["--rerank", str(args.rerank), "--window", str(args.window)]
-        command += ["--rerank-backend", args.rerank_backend]
+        command += ["--rerank-backend", args.rerank_backend, "--rerank-weight", str(args.rerank_weight)]
+        if args.rerank_max_length:
+            command += ["--rerank-max-length", str(args.rerank_max_length)]
     done = run(command, check=False)
     if done.returncode != 0:
         raise SystemExit(f"eval failed ({done.returncode}): {done.stderr.strip()}")
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deepct-param", action="append", default=[], help="e.g. terms.pseudo_text_scale=10")
     parser.add_argument("--rerank", default=None)
     parser.add_argument("--rerank-backend", default="onnx-int8")
+    parser.add_argument("--rerank-weight", type=float, default=1.0, help="eval --rerank-weight (1: pure)")
+    parser.add_argument("--rerank-max-length", type=int, default=None, help="eval --rerank-max-length")
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--first-stage-only", action="store_true", help="Skip the reranked rows.")

@@ -6,9 +6,9 @@
 The pairs are real: each query's BM25 top ``--pairs`` from prepared TrainingData (``TrainingData.save`` after
 ``with_bm25_candidates``; NFCorpus passages fill the 256 word pieces).  Each request runs the whole
 ``CrossEncoder.score_pairs`` path (tokenising, length-sorted batches, the model, scores back on the host), on
-PyTorch with the module on CUDA in fp32 and under bf16 autocast.  ONNX Runtime's CUDA provider is the
-product's GPU path (``onnx-cuda-fp16``); this bench measures PyTorch because the machine it ran on had no
-onnxruntime-gpu.
+PyTorch with the module on CUDA in fp32, under bf16 autocast, and with fp16 weights.  ONNX Runtime's
+CUDA provider is the product's GPU path (``onnx-cuda-fp16``); this bench measures PyTorch because the
+machine it ran on had no onnxruntime-gpu.
 Prints JSON: p50 / p90 ms per request and pairs/s for each, after warm-up.
 """
 
@@ -39,10 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     requests = [[(data.queries[q], data.corpus[d]) for d in data.ranked[q][: args.pairs]] for q in qids]
     report: dict[str, object] = {"pairs per request": args.pairs, "max_length": args.max_length}
-    for name, bf16 in (("torch-cuda-fp32", False), ("torch-cuda-bf16", True)):
+    for name, bf16, half in (
+        ("torch-cuda-fp32", False, False),
+        ("torch-cuda-bf16", True, False),
+        ("torch-cuda-fp16", False, True),
+    ):
         encoder = CrossEncoder(args.model, "torch-fp32", max_length=args.max_length)
         encoder.session.to("cuda")
         encoder.session.bf16 = bf16
+        if half:  # weights in fp16 (autocast casts them on every call)
+            encoder.session.module.half()
         times = []
         for i, pairs in enumerate(requests):
             started = time.perf_counter()
@@ -56,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             "pairs/s": round(args.pairs * len(times) / (sum(times) / 1000), 1),
             "requests": len(times),
         }
+    tokenising = []
+    for pairs in requests[args.warmup :]:
+        started = time.perf_counter()
+        encoder.pair_ids(pairs)
+        tokenising.append((time.perf_counter() - started) * 1000)
+    report["tokenising p50 ms (host, part of each request)"] = round(statistics.median(tokenising), 2)
     print(json.dumps(report))
     return 0
 

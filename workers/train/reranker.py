@@ -59,6 +59,24 @@ With the CPU to itself a step takes about 6 s (40-50 s while shared): 200 steps 
 BM25's dev nDCG@10 (0.672 against 0.671), still rising; cross-encoders are usually trained on hundreds of
 thousands of pairs.  int8 against fp32 on the 80-step model's first 300 dev pairs: Spearman 0.994.  The
 defaults are the recipe measured above, with more steps.
+
+On a GPU (one H100, ``device="cuda"``, bf16 autocast; the same recipe with 16 groups a step, 1500-2000 steps,
+validation every 150-200) a step takes 60-80 ms and the whole run two minutes
+(``scripts/train_prepared.py``, which trains from a data file prepared where the cluster is):
+
+    ===========================================  ==========  ====================  ==========  =========
+    run                                          best step   dev nDCG@10 (BM25)    first stage  wall time
+    ===========================================  ==========  ====================  ==========  =========
+    SciFact train, lr 1e-4                       1200        0.757                 0.671        1.9 min
+    NFCorpus train, lr 1e-4                      1000        0.292                 0.304        2.0 min
+    NFCorpus train, lr 3e-5, 32 groups a step    3600        0.287                 0.304        4.3 min
+    SciFact + NFCorpus merged, lr 5e-5, 32 groups 900        0.325                 0.392        7.5 min
+    ===========================================  ==========  ====================  ==========  =========
+
+SciFact test, BM25's top 100 reranked (``nirbridge eval``, onnx-int8, 128 word pieces): 0.727 against BM25's
+0.671, and 0.782 with ``--rerank-weight 0.5`` (the cross-encoder's and BM25's min-max normalised scores
+averaged).  On NFCorpus the reranker alone stays below BM25 on dev (graded, incomplete judgments, many
+relevant documents per query); the SciFact model there: 0.268 against 0.304.
 """
 
 from __future__ import annotations
