@@ -259,10 +259,27 @@ def demo(
     backend: Annotated[
         str, typer.Option("--backend", help="Encoder backend (auto: the fastest measured on this machine).")
     ] = "auto",
+    rerank: Annotated[
+        str,
+        typer.Option(
+            "--rerank",
+            help="Cross-encoder reranking the hybrid hits (default: the one nirbridge ships); 'none': skip.",
+        ),
+    ] = "",
     json_output: JsonOption = False,
 ) -> None:
-    """The main job end to end on the embedded engine: ingest the shipped sample, enrich it, search it."""
-    from .demo import DEMO_MODES, compare_modes, enrich_sample
+    """The main job end to end on the embedded engine: ingest the shipped sample, enrich it, search it with
+    every mode, and rerank the hybrid hits with a cross-encoder."""
+    from .demo import (
+        DEMO_MODES,
+        RERANK_MODEL,
+        RERANK_WEIGHT,
+        RERANK_WINDOW,
+        RERANKED,
+        compare_modes,
+        demo_reranker,
+        enrich_sample,
+    )
     from .engine_process import running_engine
 
     sample = shipped_sample()
@@ -288,21 +305,32 @@ def demo(
                 f"enriched {enriched.processed} documents ({enriched.failed} failed, "
                 f"{enriched.docs_per_s:.1f} docs/s)"
             )
+            model = rerank or RERANK_MODEL
+            reranker = None
+            if model != "none":
+                how = f"in this process, hybrid top {RERANK_WINDOW}, weight {RERANK_WEIGHT}"
+                say(f"reranker: {model} ({how})")
+                reranker = _guarded(lambda: demo_reranker(model, backend))
+            modes = (*DEMO_MODES, RERANKED) if reranker is not None else DEMO_MODES
+            shown = RERANKED if reranker is not None else "hybrid"
             qrels = sample.qrels("dev")
             searches = []
             # the queries with the most judged documents first: the ones a demo can show best
             chosen = sorted(sample.queries(), key=lambda query: -len(qrels.get(query.id, {})))[:queries]
             for query in chosen:
-                ranked = _guarded(lambda q=query.text: compare_modes(client, url, index, q, size, backend))
+                ranked = _guarded(
+                    lambda q=query.text: compare_modes(client, url, index, q, size, backend, reranker)
+                )
                 relevant = qrels.get(query.id, {})
-                found = {mode: sum(relevant.get(i, 0) > 0 for i, _, _ in ranked[mode]) for mode in DEMO_MODES}
+                found = {mode: sum(relevant.get(i, 0) > 0 for i, _, _ in ranked[mode]) for mode in modes}
                 if not json_output:
-                    typer.echo(f"\n{query.text!r}: hybrid (BM25 + dense, RRF) top {size}")
-                    for rank, (doc_id, score, title) in enumerate(ranked["hybrid"], start=1):
+                    what = "reranked hybrid (BM25 + dense, RRF)" if reranker else "hybrid (BM25 + dense, RRF)"
+                    typer.echo(f"\n{query.text!r}: {what} top {size}")
+                    for rank, (doc_id, score, title) in enumerate(ranked[shown], start=1):
                         mark = " *" if relevant.get(doc_id, 0) > 0 else "  "
                         title = title if len(title) <= 80 else title[:77] + "..."
                         typer.echo(f"{rank:>3}{mark} {score:8.4f}  {doc_id:<10} {title}")
-                    counts = ", ".join(f"{mode} {found[mode]}" for mode in DEMO_MODES)
+                    counts = ", ".join(f"{mode} {found[mode]}" for mode in modes)
                     typer.echo(f"    judged relevant in the top {size}: {counts}")
                 searches.append(
                     {

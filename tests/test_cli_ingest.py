@@ -152,6 +152,6 @@ def test_demo_runs_end_to_end() -> None:
     assert (report["enrich"]["processed"], report["enrich"]["failed"]) == (300, 0)
     assert len(report["searches"]) == 2
     for search in report["searches"]:
-        assert set(search["hits"]) == {"bm25", "sparse", "dense", "hybrid"}
+        assert set(search["hits"]) == {"bm25", "sparse", "dense", "hybrid", "hybrid+rerank"}
         assert all(len(hits) == 5 for hits in search["hits"].values())
         assert sum(search["relevant_in_hits"].values()) > 0
