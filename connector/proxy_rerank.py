@@ -16,9 +16,10 @@ worker; the proxy adds a backstop of its own (`asyncio.wait_for`, the deadline p
 exception the same way, so a request is never held past its deadline nor dropped: a degraded answer keeps the
 first-stage order and scores.
 
-`weight` (default 1, pure reranking) below 1 orders the window by `(1 - weight) * first stage + weight *
-cross-encoder`, each min-max normalised over the window (`fusion.interpolate`), and that value is the hits'
-`_score`; 0 gives the first-stage order back. A degraded answer ignores it (first-stage order and scores).
+`weight` (default `NIRBRIDGE_PROXY_RERANK_WEIGHT`, else 1: pure reranking) below 1 orders the window by
+`(1 - weight) * first stage + weight * cross-encoder`, each min-max normalised over the window
+(`fusion.interpolate`), and that value is the hits' `_score`; 0 gives the first-stage order back. A degraded
+answer ignores it (first-stage order and scores).
 
 Passages: the values of `fields` in each hit's `_source`, in that order, joined by a space (a list value is
 joined too; a missing field adds nothing), cut to `MAX_PASSAGE_CHARS` characters. The cross-encoder cuts
@@ -97,7 +98,7 @@ class RerankSpec:
                 f"[{where}.window] {window} is larger than the maximum window {settings.proxy_max_window} "
                 "(NIRBRIDGE_PROXY_MAX_WINDOW)"
             )
-        weight = raw.get("weight", 1.0)
+        weight = raw.get("weight", settings.proxy_rerank_weight)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 <= weight <= 1.0:
             raise BadRequest(f"[{where}.weight] must be a number in [0, 1], got {weight!r}")
         fields = raw.get("fields", ["title", "text"])

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     proxy_rerank_deadline_ms: float = Field(default=2000.0, gt=0)
     proxy_rerank_model: str = ""  # none by default: a reranked request must name its model
     proxy_rerank_backend: str = "auto"
+    # the cross-encoder's share of a reranked window's score when a request names none (proxy_rerank.py)
+    proxy_rerank_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     proxy_rerank_in_process: bool = False
     proxy_fields_ttl_s: float = Field(default=30.0, ge=0)
     proxy_sparse_model: str = "splade-tiny"

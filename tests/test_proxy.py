@@ -427,6 +427,20 @@ def test_a_bad_rerank_weight_is_a_400(small: dict[str, Any], proxy: ServerThread
     assert reason == "[ext.rerank.weight] must be a number in [0, 1], got 2"
 
 
+def test_the_rerank_weight_defaults_to_the_setting() -> None:
+    from pydantic import ValidationError
+
+    from nirbridge.connector.proxy_rerank import RerankSpec
+
+    settings = _settings("http://127.0.0.1:9", proxy_rerank_model="m", proxy_rerank_weight=0.5)
+    assert RerankSpec.parse({"window": 10}, settings).weight == 0.5
+    assert RerankSpec.parse({"window": 10, "weight": 1}, settings).weight == 1.0
+    plain = _settings("http://127.0.0.1:9", proxy_rerank_model="m")
+    assert RerankSpec.parse({"window": 10}, plain).weight == 1.0
+    with pytest.raises(ValidationError, match="proxy_rerank_weight"):
+        _settings("http://127.0.0.1:9", proxy_rerank_weight=1.5)
+
+
 def test_rerank_weight_0_gives_the_first_stage_order_back(
     small: dict[str, Any], local_proxy: ServerThread, http: httpx.Client
 ) -> None:
