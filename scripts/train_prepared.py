@@ -121,20 +121,18 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"t": round(time.perf_counter() - started, 1), **last}), flush=True)
 
     if args.task == "reranker":
-        from nirbridge.workers.train.reranker import train_reranker
-
-        record = train_reranker(
-            data, args.out, base=str(base), command=" ".join(sys.argv), progress=progress, **settings
-        )
+        from nirbridge.workers.train.reranker import train_reranker as train
     else:
-        from nirbridge.workers.train.dense import train_dense
-
-        record = train_dense(
-            data, args.out, base=str(base), command=" ".join(sys.argv), progress=progress, **settings
-        )
-    summary = {k: record.get(k) for k in ("metrics", "seconds", "machine") if k in record}
-    if args.shards:
-        summary["shards"] = shard(args.out, base, args.shards)
+        from nirbridge.workers.train.dense import train_dense as train
+    try:
+        command = " ".join(sys.argv)
+        record = train(data, args.out, base=str(base), command=command, progress=progress, **settings)
+        summary = {k: record.get(k) for k in ("metrics", "seconds", "machine") if k in record}
+        if args.shards:
+            summary["shards"] = shard(args.out, base, args.shards)
+    finally:
+        if base != args.base:  # the fp32 copy fp32_base() made of a half-size base
+            shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(summary, default=str))
     return 0
 
