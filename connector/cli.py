@@ -684,6 +684,9 @@ app.add_typer(train_app, name="train")
 from .migrate_cli import migrate_app  # noqa: E402 - nirbridge migrate rollback
 
 app.add_typer(migrate_app, name="migrate")
+from .prior_cli import prior_command  # noqa: E402 - nirbridge prior: a document prior from judgments
+
+app.command("prior")(prior_command)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from .errors import DatasetError
 from .eval_rerank import EvalReranker, score_cache
 from .evaluate import EvalReport, evaluate
 from .fusion import FUSION_METHODS
+from .prior import Prior, require_prior_field
 from .queries import (
     MODES,
     SPARSE_FORMS,
@@ -37,6 +38,20 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
     if value not in choices:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=f"'{option}'")
     return value
+
+
+def _parse_weights(text: str, modes: tuple[str, ...]) -> tuple[float, ...]:
+    """`--weights 1,2`: one number >= 0 per hybrid mode."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not numbers joined by ','", param_hint="'--weights'") from None
+    if len(values) != len(modes) or not all(0.0 <= v < float("inf") for v in values):
+        raise typer.BadParameter(
+            f"give {len(modes)} numbers >= 0 (one per mode of {'+'.join(modes)}), got {text!r}",
+            param_hint="'--weights'",
+        )
+    return values
 
 
 def _print_report(report: EvalReport, err: bool) -> None:
@@ -149,6 +164,22 @@ def eval_command(
         bool,
         typer.Option("--score-cache/--no-score-cache", help="Keep rerank scores on disk."),
     ] = True,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", help="Hybrid weights, one per mode joined by ',' (e.g. 1,2); default all 1."
+        ),
+    ] = None,
+    prior_weight: Annotated[
+        float,
+        typer.Option(
+            "--prior-weight",
+            help="Share of the document prior (nirbridge prior) in the first stage, in [0, 1]; 0 = off.",
+        ),
+    ] = 0.0,
+    prior_field: Annotated[
+        str, typer.Option("--prior-field", help="The rank_feature field holding the prior.")
+    ] = "nir_prior",
     json_output: JsonOption = False,
     progress: ProgressOption = None,
 ) -> None:
@@ -164,10 +195,13 @@ def eval_command(
     _choice(bm25_type, ("best_fields", "cross_fields", "most_fields"), "--bm25-type")
     if not 0.0 <= rerank_weight <= 1.0:  # checked here rather than with min/max: that lets NaN through
         raise typer.BadParameter(f"must be in [0, 1], got {rerank_weight}", param_hint="'--rerank-weight'")
+    if not 0.0 <= prior_weight <= 1.0:
+        raise typer.BadParameter(f"must be in [0, 1], got {prior_weight}", param_hint="'--prior-weight'")
     try:
         modes = parse_hybrid(hybrid) if mode == "hybrid" else (mode,)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--hybrid'") from None
+    mode_weights = _parse_weights(weights, modes) if weights is not None else None
     text_fields = tuple(name.strip() for name in fields.split(",") if name.strip())
     if not text_fields:
         raise typer.BadParameter("name at least one field", param_hint="'--fields'")
@@ -181,6 +215,9 @@ def eval_command(
     found = _guarded(lambda: IndexFields.read(client, resolved, index))
     for one in modes:
         _guarded(lambda one=one: found.require(one))
+    prior = Prior(prior_weight, prior_field) if prior_weight > 0 else None
+    if prior is not None:
+        _guarded(lambda: require_prior_field(client, resolved, index, prior_field))
     encoders = QueryEncoders(
         sparse_model=sparse_model or found.models.get("sparse", "splade-tiny"),
         dense_model=dense_model or found.models.get("dense", "all-MiniLM-L6-v2"),
@@ -220,6 +257,8 @@ def eval_command(
                 reranker=reranker,
                 window=window,
                 rerank_weight=rerank_weight,
+                weights=mode_weights,
+                prior=prior,
                 progress=bar.update,
             )
         )

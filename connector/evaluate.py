@@ -9,6 +9,7 @@ The queries are those the split judges (and queries.jsonl has), run in batches o
 The metrics come from ir-measures over the judgments as given (NFCorpus's grades 1-2 are gains for nDCG;
 MRR and Recall count any grade >= 1 as relevant); a judged query that retrieves nothing scores 0.
 
+`weights` weigh the hybrid's modes; `prior` mixes a document prior into the first stage (`connector.prior`).
 queries/s counts the whole first stage per query (query encoding, the `_msearch`, fusion) after the models are
 loaded; loading is left out.
 
@@ -30,6 +31,7 @@ from opensearchpy import OpenSearch
 from .beir import BeirDataset, BeirQuery
 from .errors import DatasetError
 from .fusion import FusionMethod, Ranking, interpolate
+from .prior import Prior
 from .queries import QueryBuilder, first_stage
 
 __all__ = ["METRICS", "EvalReport", "Reranker", "evaluate", "judged_queries", "rerank_top", "score_run"]
@@ -139,6 +141,8 @@ def evaluate(
     reranker: Reranker | None = None,
     window: int = 100,
     rerank_weight: float = 1.0,
+    weights: Sequence[float] | None = None,
+    prior: Prior | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvalReport:
     """Run every judged query of `split` against `index` in `mode` and score the run (see the module doc)."""
@@ -169,6 +173,8 @@ def evaluate(
             modes=modes,
             fusion=fusion,
             depth=depth,
+            weights=weights,
+            prior=prior,
         )
         for query, hits in zip(batch, rankings, strict=True):
             if reranker is not None:
@@ -182,6 +188,10 @@ def evaluate(
         settings["bm25_type"] = builder.bm25_type
     if mode == "hybrid":
         settings.update(hybrid="+".join(modes), fusion=fusion)
+        if weights is not None:
+            settings["weights"] = list(weights)
+    if prior is not None:
+        settings["prior"] = {"field": prior.field, "weight": prior.weight}
     if "sparse" in used:
         settings.update(sparse_form=builder.sparse_form, dropped_tokens=builder.dropped_tokens)
     if "terms" in used:

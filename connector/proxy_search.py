@@ -2,7 +2,7 @@
 
     {"q": "statins and breast cancer", "mode": "hybrid", "size": 10, "from": 0,
      "hybrid": ["bm25", "dense"], "fusion": "rrf", "weights": [1, 1], "depth": 100,
-     "rerank": {"window": 100, "fields": ["title", "text"]}, "_source": true}
+     "rerank": {"window": 100, "fields": ["title", "text"]}, "prior": 0.3, "_source": true}
 
 The bodies come from `connector.queries` (`FirstStage`, `QueryBuilder`), sent as one `_msearch` over the
 proxy's pooled async client; the query encoders run in a thread, off the event loop, sparse and dense
@@ -12,6 +12,12 @@ fetches `window`, reranks them and pages inside the window (`from + size` past t
 
 Sources: a single mode asks the `_msearch` for them; hybrid fetches them afterwards with one `_mget` of the
 hits it returns (or reranks), as fused lists hold ids from several answers.
+
+Prior: `"prior": w` (or `{"weight": w, "field": "nir_prior"}`) mixes the document prior that `nirbridge prior`
+wrote into the first-stage score (`connector.prior`), with one more `_msearch` for the hits' values; a single
+mode then fetches `max(depth, from + size)` hits so that the prior reorders more than the page. Without the
+parameter, `NIRBRIDGE_PROXY_PRIOR_WEIGHT` (default 0: off) applies to indices that have the field; a request
+that names a prior on an index without it is a 400.
 
 `hits.total`: a single mode's as the cluster counted it; hybrid's is the number of distinct documents the
 modes returned, `"gte"` when some mode matched more than it returned.
@@ -26,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
-from .fusion import FUSION_METHODS
+from .fusion import FUSION_METHODS, Ranking
+from .prior import Prior
 from .proxy_cluster import Cluster
 from .proxy_errors import BadRequest
 from .proxy_policy import filter_source
@@ -37,7 +44,7 @@ from .settings import Settings
 
 __all__ = ["SearchRequest", "nirbridge_block", "run_search"]
 
-_KNOWN = {"q", "mode", "size", "from", "hybrid", "fusion", "weights", "depth", "rerank", "_source"}
+_KNOWN = {"q", "mode", "size", "from", "hybrid", "fusion", "weights", "depth", "rerank", "prior", "_source"}
 
 
 def _int(raw: Mapping[str, Any], name: str, default: int, low: int) -> int:
@@ -61,6 +68,8 @@ class SearchRequest:
     depth: int = 100
     rerank: RerankSpec | None = None
     source: Any = True
+    prior: Prior | None = None
+    prior_named: bool = False  # the request asked for it (not the setting's default)
 
     @classmethod
     def parse(cls, raw: Any, settings: Settings) -> SearchRequest:
@@ -108,15 +117,46 @@ class SearchRequest:
         size, from_ = _int(raw, "size", 10, 0), _int(raw, "from", 0, 0)
         if spec is None and from_ + size > settings.proxy_max_window:
             raise BadRequest(f"[from] + [size] is larger than the maximum {settings.proxy_max_window}")
+        prior = _prior(raw.get("prior"), settings)
         return cls(
-            q, mode, size, from_, tuple(hybrid), fusion, weights, depth, spec, raw.get("_source", True)
+            q,
+            mode,
+            size,
+            from_,
+            tuple(hybrid),
+            fusion,
+            weights,
+            depth,
+            spec,
+            raw.get("_source", True),
+            prior,
+            "prior" in raw,
         )
 
     def stage(self) -> FirstStage:
         """What the first stage fetches (see the module docstring)."""
         wanted = self.rerank.window if self.rerank else max(self.from_ + self.size, 1)
+        if self.prior is not None:
+            wanted = max(wanted, self.depth)
         depth = max(self.depth, wanted)
         return FirstStage(self.mode, wanted, self.hybrid, self.fusion, depth, self.weights)
+
+
+def _prior(raw: Any, settings: Settings) -> Prior | None:
+    """The request's prior (a weight, or {"weight", "field"}), else the settings' default; None when off."""
+    weight, name = (settings.proxy_prior_weight, settings.proxy_prior_field) if raw is None else (raw, None)
+    if isinstance(raw, Mapping):
+        unknown = sorted(set(raw) - {"weight", "field"})
+        if unknown or "weight" not in raw:
+            raise BadRequest('[prior] must be a weight in [0, 1] or {"weight": w, "field": name}')
+        weight, name = raw["weight"], raw.get("field")
+        if not isinstance(name, str | None) or name == "":
+            raise BadRequest(f"[prior.field] must be a field name, got {name!r}")
+    try:
+        prior = Prior(weight, name or settings.proxy_prior_field)
+    except ValueError as error:
+        raise BadRequest(f"[prior] {error}") from None
+    return prior if prior.weight > 0 else None
 
 
 @dataclass
@@ -177,6 +217,7 @@ async def run_search(
     clock = time.perf_counter()
     try:
         stage.require(builder.fields)
+        prior = _usable_prior(request, builder)
         if any(one != "bm25" for one in stage.run):
             await asyncio.to_thread(_check_lengths, builder, stage, request.q)
         bodies = await _encode(builder, stage, cluster, request.q, auth, batcher)
@@ -191,8 +232,13 @@ async def run_search(
     clock = time.perf_counter()
     answers = await cluster.msearch(index, bodies, auth=auth)
     took["first_stage"] = (time.perf_counter() - clock) * 1000
-    ranked = [[(str(h["_id"]), float(h["_score"] or 0.0)) for h in a["hits"]["hits"]] for a in answers]
+    ranked = [_ranked(answer) for answer in answers]
     (ranking,) = stage.rankings(ranked)
+    if prior is not None and ranking:
+        clock = time.perf_counter()
+        values = await cluster.msearch(index, prior.bodies([ranking]), auth=auth)
+        (ranking,) = prior.apply([ranking], [_ranked(answer) for answer in values])
+        took["prior"] = (time.perf_counter() - clock) * 1000
     seen: dict[str, dict[str, Any]] = {}
     for answer in answers:
         for hit in answer["hits"]["hits"]:
@@ -224,6 +270,23 @@ async def run_search(
             if shown is not None:
                 hit["_source"] = shown
     return SearchResult(hits, _total(answers, stage, seen), dict(answers[0].get("_shards", {})), report, took)
+
+
+def _ranked(answer: Mapping[str, Any]) -> Ranking:
+    return [(str(hit["_id"]), float(hit["_score"] or 0.0)) for hit in answer["hits"]["hits"]]
+
+
+def _usable_prior(request: SearchRequest, builder: QueryBuilder) -> Prior | None:
+    """The request's prior where the index has its field; a 400 when the request named it and it has not."""
+    prior = request.prior
+    if prior is None or builder.fields.types.get(prior.field) == "rank_feature":
+        return prior
+    if request.prior_named:
+        raise BadRequest(
+            f"[prior] index [{builder.fields.index}] has no rank_feature field [{prior.field}]: "
+            f"write it first (nirbridge prior --index {builder.fields.index} --qrels FILE)"
+        )
+    return None
 
 
 def _hit_head(hit: Mapping[str, Any], index: str) -> dict[str, Any]:

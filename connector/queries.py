@@ -48,6 +48,7 @@ from opensearchpy.exceptions import TransportError
 from .client import cluster_error
 from .errors import ClusterError, UsageError
 from .fusion import FUSION_METHODS, FusionMethod, Ranking, fuse
+from .prior import Prior
 from .schema import EnrichedFields, properties_of
 
 __all__ = [
@@ -652,14 +653,19 @@ def first_stage(
     fusion: FusionMethod = "rrf",
     depth: int = 100,
     weights: Sequence[float] | None = None,
+    prior: Prior | None = None,
 ) -> list[Ranking]:
     """The ranked hits of each query text, all queries (and, for hybrid, all their modes) in one `_msearch`.
 
     A single mode returns its top `size`. `hybrid` fetches the top `depth` of each of `modes`, fuses them
     (`fusion`: rrf or minmax, with `weights`) and cuts the fused list to `size`, so the first hits do not
-    depend on `size`.
+    depend on `size`. With a `prior` of weight > 0 a second `_msearch` reads the hits' prior values and each
+    ranking is mixed with them (`connector.prior`).
     """
     stage = FirstStage(mode, size, tuple(modes), fusion, depth, tuple(weights) if weights else None)
     stage.require(builder.fields)
     terms = builder.terms_weights(client, url, texts) if "terms" in stage.run else None
-    return stage.rankings(msearch(client, url, index, stage.bodies(builder, texts, terms)))
+    rankings = stage.rankings(msearch(client, url, index, stage.bodies(builder, texts, terms)))
+    if prior is None or prior.weight == 0.0:
+        return rankings
+    return prior.apply(rankings, msearch(client, url, index, prior.bodies(rankings)))

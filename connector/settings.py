@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # the cross-encoder's share of a reranked window's score when a request names none (proxy_rerank.py)
     proxy_rerank_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     proxy_rerank_in_process: bool = False
+    # the document prior's share of the first-stage score when a request names none (0: off); it applies
+    # only to indices that have the field (`nirbridge prior` writes it)
+    proxy_prior_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    proxy_prior_field: str = "nir_prior"
     proxy_fields_ttl_s: float = Field(default=30.0, ge=0)
     proxy_sparse_model: str = "splade-tiny"
     proxy_dense_model: str = "all-MiniLM-L6-v2"
