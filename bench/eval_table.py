@@ -13,7 +13,9 @@ enriched field is reused: delete it to start over):
     <prefix>-deepct     ingest; enrich --terms <--deepct>                 (row "DeepCT terms")
 
 Rows (``--rows``, default all that the given models allow): bm25, bm25+doc2query, deepct, splade, dense,
-hybrid bm25+dense (min-max), hybrid bm25+sparse (min-max); with ``--rerank`` each also reranked (window
+hybrid bm25+dense (min-max), hybrid bm25+sparse (min-max), the hybrid of three (BM25, dense, SPLADE; weights
+1, 2, 1); with ``--prior TRAIN_QRELS`` (``nirbridge prior`` into the base index) BM25, hybrid bm25+dense and
+the hybrid of three with the document prior at 0.3; with ``--rerank`` each also reranked (window
 ``--window``, default 100; scores are cached per model, so rows share the pairs they have in common).  One
 JSON line per row on stdout, then a Markdown table.  Long on a CPU: a cross-encoder scores some tens of pairs
 per second here, and a reranked row of SciFact test is 30,000 pairs.
@@ -31,7 +33,11 @@ from typing import Any
 
 NIRBRIDGE = [sys.executable, "-m", "nirbridge"]
 
-# row name -> (index suffix, eval options, the model the row needs: None, "doc2query" or "deepct")
+_MINMAX = ["--mode", "hybrid", "--fusion", "minmax", "--hybrid"]
+# the weights and the prior weight chosen on NFCorpus train queries held out of training (README)
+_THREE = [*_MINMAX, "bm25+dense+sparse", "--weights", "1,2,1"]
+_PRIOR = ["--prior-weight", "0.3"]
+# row name -> (index suffix, eval options, what the row needs: None, "doc2query", "deepct" or "prior")
 ROWS: dict[str, tuple[str, list[str], str | None]] = {
     "bm25": ("", ["--mode", "bm25", "--no-expansion"], None),
     "bm25+doc2query": ("-d2q", ["--mode", "bm25", "--expansion"], "doc2query"),
@@ -40,6 +46,10 @@ ROWS: dict[str, tuple[str, list[str], str | None]] = {
     "dense": ("", ["--mode", "dense"], None),
     "hybrid bm25+dense": ("", ["--mode", "hybrid", "--hybrid", "bm25+dense", "--fusion", "minmax"], None),
     "hybrid bm25+sparse": ("", ["--mode", "hybrid", "--hybrid", "bm25+sparse", "--fusion", "minmax"], None),
+    "hybrid of three": ("", [*_THREE], None),
+    "bm25 + prior": ("", ["--mode", "bm25", "--no-expansion", *_PRIOR], "prior"),
+    "hybrid bm25+dense + prior": ("", [*_MINMAX, "bm25+dense", *_PRIOR], "prior"),
+    "hybrid of three + prior": ("", [*_THREE, *_PRIOR], "prior"),
 }
 
 
@@ -97,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc2query", default=None)
     parser.add_argument("--doc2query-param", action="append", default=[], help="e.g. doc2query.n=5")
     parser.add_argument("--deepct-param", action="append", default=[], help="e.g. terms.pseudo_text_scale=10")
+    parser.add_argument("--prior", type=Path, default=None, help="Train qrels: nirbridge prior")
     parser.add_argument("--rerank", default=None)
     parser.add_argument("--rerank-backend", default="onnx-int8")
     parser.add_argument("--rerank-weight", type=float, default=1.0, help="eval --rerank-weight (1: pure)")
@@ -110,19 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [row for row in wanted if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
-    models = {"doc2query": args.doc2query, "deepct": args.deepct}
+    models = {"doc2query": args.doc2query, "deepct": args.deepct, "prior": args.prior}
     wanted = [row for row in wanted if ROWS[row][2] is None or models[ROWS[row][2]]]
 
     indices: dict[str, str] = {}
     if any(ROWS[row][0] == "" for row in wanted):
         # the base index holds what its rows read: nothing more for BM25 alone
         enrich: list[str] = []
-        if {"splade", "hybrid bm25+sparse"} & set(wanted):
+        reads = {row: ROWS[row][1] for row in wanted if ROWS[row][0] == ""}
+        if any("sparse" in part for options in reads.values() for part in options):
             enrich += ["--sparse", args.sparse]
-        if {"dense", "hybrid bm25+dense"} & set(wanted):
+        if any("dense" in part for options in reads.values() for part in options):
             enrich += ["--dense", args.dense]
         fields = [f"nir_{kind.lstrip('-')}" for kind in enrich[::2]]
         indices[""] = prepare(args, "", fields, enrich)
+        if args.prior and any(ROWS[row][2] == "prior" for row in wanted):
+            index = indices[""]
+            if not has_field(args.url, index, "nir_prior"):
+                run([*NIRBRIDGE, "prior", "--url", args.url, "--index", index, "--qrels", str(args.prior)])
     if "bm25+doc2query" in wanted:
         params = [part for value in args.doc2query_param for part in ("--param", value)]
         indices["-d2q"] = prepare(args, "-d2q", ["nir_expansion"], ["--doc2query", args.doc2query, *params])
