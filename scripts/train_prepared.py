@@ -64,6 +64,18 @@ def fp32_base(base: Path, scratch: Path) -> Path:
     return scratch
 
 
+def name_base(out: Path, used: Path, given: Path) -> None:
+    """Name ``given`` as the base in the model card of ``out`` where training read the copy ``used``."""
+    if used == given:
+        return
+    record = out / "training.json"
+    card = json.loads(record.read_text(encoding="utf-8"))
+    card["base"] = str(given)
+    record.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    readme = out / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8").replace(str(used), str(given)), encoding="utf-8")
+
+
 def shard(folder: Path, base: Path, shards: Path) -> dict[str, int]:
     """Write ``folder`` into ``shards`` as its delta on ``base`` (``workers.shipped.pack_delta``): the delta's
     small files in ``files.tar``, its fp16 weights cut into pieces.  Returns pack_delta's counts."""
@@ -127,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command = " ".join(sys.argv)
         record = train(data, args.out, base=str(base), command=command, progress=progress, **settings)
+        name_base(args.out, base, args.base)
         summary = {k: record.get(k) for k in ("metrics", "seconds", "machine") if k in record}
         if args.shards:
             summary["shards"] = shard(args.out, base, args.shards)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def test_several_files_merge_with_prefixed_ids(tmp_path: Path) -> None:
     assert merged.ranked["nfcorpus/q1"] == ("nfcorpus/d5", "nfcorpus/d1", "nfcorpus/d0")
     assert merged.corpus["nfcorpus/d0"].startswith("b ") and merged.corpus["scifact/d0"].startswith("a ")
     assert merged.hard_negatives("scifact/q1", skip_top=0) == ["scifact/d5", "scifact/d0"]
+
+
+def test_the_card_names_the_base_given_not_its_widened_copy(tmp_path: Path) -> None:
+    from nirbridge.workers.train.card import write_model_card
+
+    given, used = tmp_path / "base-fp16", tmp_path / ".out-base"
+    write_model_card(
+        tmp_path, kind="reranker", base=str(used), data=_data(), settings={}, metrics={}, seconds=1.0
+    )
+    _script().name_base(tmp_path, used, given)
+    card = json.loads((tmp_path / "training.json").read_text())
+    assert card["base"] == str(given)
+    readme = (tmp_path / "README.md").read_text()
+    assert str(given) in readme and str(used) not in readme
 
 
 def test_shards_bring_back_the_trained_weights_and_files(tmp_path: Path) -> None:
