@@ -27,12 +27,16 @@ __all__ = [
     "DatasetOption",
     "DevSplitOption",
     "DeviceOption",
+    "LearningRateOption",
     "LoraOption",
+    "NegativeDepthOption",
     "OutOption",
     "SeedOption",
+    "SkipTopOption",
     "TrainIndexOption",
     "TrainSplitOption",
     "prepare",
+    "prepare_run",
     "reproducing_command",
     "training_errors",
     "train_app",
@@ -62,6 +66,13 @@ DeviceOption = Annotated[
 LoraOption = Annotated[
     int,
     typer.Option("--lora", min=0, help="LoRA rank: train low-rank adapters, not every weight (0: off)."),
+]
+LearningRateOption = Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")]
+SkipTopOption = Annotated[
+    int, typer.Option("--skip-top", min=0, help="Top BM25 ranks never used as negatives.")
+]
+NegativeDepthOption = Annotated[
+    int, typer.Option("--depth", min=1, help="Deepest BM25 rank a negative comes from.")
 ]
 
 
@@ -141,6 +152,34 @@ def prepare(
         )
 
 
+def prepare_run(
+    context: typer.Context,
+    dataset: Path,
+    *,
+    url: str | None = None,
+    index: str | None = None,
+    train_split: str = "train",
+    dev_split: str | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> tuple[TrainingData, str, bool]:
+    """What every subcommand starts from: its data (`prepare`), the command line for its model card, and
+    whether to show progress bars (on a terminal unless --progress/--no-progress says)."""
+    import sys
+
+    data = prepare(
+        dataset,
+        url=url,
+        index=index,
+        train_split=train_split,
+        dev_split=dev_split,
+        seed=seed,
+        progress=progress,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    return data, reproducing_command(context), show
+
+
 @train_app.command("dense")
 def train_dense_command(
     context: typer.Context,
@@ -153,7 +192,7 @@ def train_dense_command(
     dev_split: DevSplitOption = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the train pairs.")] = 3,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Queries per batch.")] = 32,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")] = 2e-5,
+    learning_rate: LearningRateOption = 2e-5,
     temperature: Annotated[
         float, typer.Option("--temperature", min=1e-4, help="InfoNCE temperature (similarity divisor).")
     ] = 0.05,
@@ -164,12 +203,8 @@ def train_dense_command(
     hard_negatives: Annotated[
         int, typer.Option("--hard-negatives", min=0, help="BM25 negatives per query in a batch.")
     ] = 1,
-    skip_top: Annotated[
-        int, typer.Option("--skip-top", min=0, help="Top BM25 ranks never used as negatives.")
-    ] = 3,
-    depth: Annotated[
-        int, typer.Option("--depth", min=1, help="Deepest BM25 rank a negative comes from.")
-    ] = 50,
+    skip_top: SkipTopOption = 3,
+    depth: NegativeDepthOption = 50,
     lora: LoraOption = 0,
     patience: Annotated[
         int, typer.Option("--patience", min=1, help="Epochs without a better dev nDCG@10 before stopping.")
@@ -193,7 +228,8 @@ def train_dense_command(
         raise typer.BadParameter(
             f"must be above --skip-top ({skip_top}), got {depth}", param_hint="'--depth'"
         )
-    data = prepare(
+    data, command, show = prepare_run(
+        context,
         dataset,
         url=url,
         index=index,
@@ -202,8 +238,6 @@ def train_dense_command(
         seed=seed,
         progress=progress,
     )
-    command = reproducing_command(context)
-    show = sys.stderr.isatty() if progress is None else progress
     with tqdm(desc="train dense", unit="step", disable=not show) as bar:
 
         def report(event: str, info: Mapping[str, float]) -> None:
@@ -257,7 +291,7 @@ def train_deepct_command(
     dev_split: DevSplitOption = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the train documents.")] = 4,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per step.")] = 16,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")] = 5e-5,
+    learning_rate: LearningRateOption = 5e-5,
     max_length: Annotated[int, typer.Option("--max-length", min=3, help="Document word pieces.")] = 256,
     pool_depth: Annotated[
         int, typer.Option("--pool-depth", min=1, help="BM25 top-k per dev query in the validation pool.")
@@ -273,13 +307,12 @@ def train_deepct_command(
     progress: ProgressOption = None,
 ) -> None:
     """Train DeepCT (term weights = predicted query term recall) for `nirbridge enrich --terms`."""
-    import sys
-
     from nirbridge.workers.train.deepct import train_deepct
 
     from .cli import _print_json
 
-    data = prepare(
+    data, command, show = prepare_run(
+        context,
         dataset,
         url=url,
         index=index,
@@ -288,7 +321,6 @@ def train_deepct_command(
         seed=seed,
         progress=progress,
     )
-    command = reproducing_command(context)
     with training_errors():
         record = train_deepct(
             data,
@@ -302,7 +334,7 @@ def train_deepct_command(
             pool_depth=pool_depth,
             pool_size=pool_size,
             frozen_layers=frozen_layers,
-            progress=sys.stderr.isatty() if progress is None else progress,
+            progress=show,
             command=command,
         )
     metrics = record["metrics"]
@@ -332,13 +364,9 @@ def train_reranker_command(
         int, typer.Option("--accumulation", min=1, help="Forward passes per optimiser step.")
     ] = 2,
     group: Annotated[int, typer.Option("--group", min=2, help="1 relevant + group-1 negatives.")] = 8,
-    skip_top: Annotated[
-        int, typer.Option("--skip-top", min=0, help="Top BM25 ranks never used as negatives.")
-    ] = 3,
-    depth: Annotated[
-        int, typer.Option("--depth", min=1, help="Deepest BM25 rank a negative comes from.")
-    ] = 50,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="AdamW peak rate.")] = 1e-4,
+    skip_top: SkipTopOption = 3,
+    depth: NegativeDepthOption = 50,
+    learning_rate: LearningRateOption = 1e-4,
     warmup: Annotated[float, typer.Option("--warmup", help="Share of the steps spent warming up.")] = 0.1,
     max_length: Annotated[int, typer.Option("--max-length", min=16, help="Pair word pieces.")] = 128,
     head: Annotated[
@@ -375,7 +403,8 @@ def train_reranker_command(
 
     from .cli import _print_json
 
-    data = prepare(
+    data, command, show = prepare_run(
+        context,
         dataset,
         url=url,
         index=index,
@@ -384,8 +413,6 @@ def train_reranker_command(
         seed=seed,
         progress=progress,
     )
-    command = reproducing_command(context)
-    show = sys.stderr.isatty() if progress is None else progress
     with tqdm(total=steps, desc="train reranker", unit="step", disable=not show) as bar:
 
         def report(info: dict[str, Any]) -> None:
@@ -443,7 +470,7 @@ def train_doc2query_command(
         int | None, typer.Option("--max-steps", min=1, help="Stop after this many steps (any epoch).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per batch.")] = 16,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="AdamW peak rate.")] = 5e-5,
+    learning_rate: LearningRateOption = 5e-5,
     max_source_length: Annotated[
         int, typer.Option("--max-source-length", min=4, max=512, help="Document word pieces read.")
     ] = 256,
@@ -476,9 +503,9 @@ def train_doc2query_command(
 
     from .cli import _print_json
 
-    data = prepare(dataset, train_split=train_split, dev_split=dev_split, seed=seed, progress=progress)
-    command = reproducing_command(context)
-    show = sys.stderr.isatty() if progress is None else progress
+    data, command, show = prepare_run(
+        context, dataset, train_split=train_split, dev_split=dev_split, seed=seed, progress=progress
+    )
     with tqdm(desc="train doc2query", unit="step", disable=not show) as bar:
 
         def report(event: str, info: Mapping[str, float]) -> None:
