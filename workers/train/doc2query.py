@@ -36,6 +36,15 @@ a full BERT2BERT step (batch 16, 256 pieces) took ~2.8 s on an idle machine; wit
 11.00 to 6.46 nats per token.  That is not enough: the samples have the shape of SciFact claims ("... is
 associated with ...", "... is more effective ...") but are not yet about their document.  Train longer
 (several epochs, full fine-tuning where a GPU allows) before expecting a retrieval gain.
+
+A longer run on an idle machine (same pairs, ``--epochs 20 --learning-rate 5e-4 --max-source-length 192
+--max-target-length 40``, decoder only, about 1 step/s, 29 min): dev loss 3.64 at epoch 9 (the best; 4.00 at
+5, rising again to 3.7 by 12 while the train loss fell to 0.06: 822 pairs are memorised).  Its queries are
+about their document's topic but garbled ("rapamycin increases the concentration of triacylglycerols ...").
+Written into SciFact as ``nir_expansion`` (5 samples, Doc2Query-- keeps the best 60%), BM25 rises from 0.671
+to 0.744 nDCG@10 on test, nearly all of it on the 193 test claims whose relevant abstracts train claims
+also cite (0.677 -> 0.788); on the 104 whose abstracts no train claim cites, 0.666 -> 0.670.  The generator
+acts as a memory of the train queries of each document, as a query log appended to documents would.
 """
 
 from __future__ import annotations
