@@ -152,28 +152,21 @@ def prepare(
         )
 
 
-def prepare_run(
-    context: typer.Context,
-    dataset: Path,
-    *,
-    url: str | None = None,
-    index: str | None = None,
-    train_split: str = "train",
-    dev_split: str | None = None,
-    seed: int = 0,
-    progress: bool | None = None,
-) -> tuple[TrainingData, str, bool]:
-    """What every subcommand starts from: its data (`prepare`), the command line for its model card, and
-    whether to show progress bars (on a terminal unless --progress/--no-progress says)."""
+def prepare_run(context: typer.Context) -> tuple[TrainingData, str, bool]:
+    """What every subcommand starts from, read from its own options (`--dataset`, `--url`, `--index`,
+    `--train-split`, `--dev-split`, `--seed`, `--progress`): its data (`prepare`), the command line for its
+    model card, and whether to show progress bars (on a terminal unless --progress/--no-progress says)."""
     import sys
 
+    given = context.params
+    progress = given.get("progress")
     data = prepare(
-        dataset,
-        url=url,
-        index=index,
-        train_split=train_split,
-        dev_split=dev_split,
-        seed=seed,
+        given["dataset"],
+        url=given.get("url"),
+        index=given.get("index"),
+        train_split=given["train_split"],
+        dev_split=given["dev_split"],
+        seed=given["seed"],
         progress=progress,
     )
     show = sys.stderr.isatty() if progress is None else progress
@@ -228,16 +221,7 @@ def train_dense_command(
         raise typer.BadParameter(
             f"must be above --skip-top ({skip_top}), got {depth}", param_hint="'--depth'"
         )
-    data, command, show = prepare_run(
-        context,
-        dataset,
-        url=url,
-        index=index,
-        train_split=train_split,
-        dev_split=dev_split,
-        seed=seed,
-        progress=progress,
-    )
+    data, command, show = prepare_run(context)
     with tqdm(desc="train dense", unit="step", disable=not show) as bar:
 
         def report(event: str, info: Mapping[str, float]) -> None:
@@ -311,16 +295,7 @@ def train_deepct_command(
 
     from .cli import _print_json
 
-    data, command, show = prepare_run(
-        context,
-        dataset,
-        url=url,
-        index=index,
-        train_split=train_split,
-        dev_split=dev_split,
-        seed=seed,
-        progress=progress,
-    )
+    data, command, show = prepare_run(context)
     with training_errors():
         record = train_deepct(
             data,
@@ -403,16 +378,7 @@ def train_reranker_command(
 
     from .cli import _print_json
 
-    data, command, show = prepare_run(
-        context,
-        dataset,
-        url=url,
-        index=index,
-        train_split=train_split,
-        dev_split=dev_split,
-        seed=seed,
-        progress=progress,
-    )
+    data, command, show = prepare_run(context)
     with tqdm(total=steps, desc="train reranker", unit="step", disable=not show) as bar:
 
         def report(info: dict[str, Any]) -> None:
@@ -503,9 +469,7 @@ def train_doc2query_command(
 
     from .cli import _print_json
 
-    data, command, show = prepare_run(
-        context, dataset, train_split=train_split, dev_split=dev_split, seed=seed, progress=progress
-    )
+    data, command, show = prepare_run(context)
     with tqdm(desc="train doc2query", unit="step", disable=not show) as bar:
 
         def report(event: str, info: Mapping[str, float]) -> None:
