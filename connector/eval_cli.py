@@ -217,7 +217,7 @@ def eval_command(
         _guarded(lambda one=one: found.require(one))
     prior = Prior(prior_weight, prior_field) if prior_weight > 0 else None
     if prior is not None:
-        _guarded(lambda: require_prior_field(client, resolved, index, prior_field))
+        _guarded(lambda: require_prior_field(found.types, index, prior_field))
     encoders = QueryEncoders(
         sparse_model=sparse_model or found.models.get("sparse", "splade-tiny"),
         dense_model=dense_model or found.models.get("dense", "all-MiniLM-L6-v2"),

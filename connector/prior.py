@@ -39,8 +39,8 @@ from opensearchpy.exceptions import TransportError
 
 from .client import cluster_error
 from .errors import UsageError
-from .fusion import Ranking
-from .schema import conflicts, load_fragment, missing_fields, properties_of
+from .fusion import Ranking, minmax
+from .schema import conflicts, load_fragment, missing_fields
 from .writer import ItemResult, streaming_update
 
 __all__ = [
@@ -132,7 +132,7 @@ def write_prior(
     chunk_docs: int = 500,
 ) -> PriorReport:
     """Map `name` as rank_feature (if needed) and write every value as a partial update (see module doc)."""
-    bad = [doc for doc, value in values.items() if not 0.0 < value <= 1.0 or math.isnan(value)]
+    bad = [doc for doc, value in values.items() if not 0.0 < value <= 1.0]  # NaN fails the comparison too
     if bad:
         raise ValueError(f"prior values must be in (0, 1]; {len(bad)} are not, e.g. {bad[0]!r}")
     report = PriorReport(index, name, _ensure_mapping(client, url, index, name))
@@ -166,15 +166,10 @@ def with_prior(ranking: Ranking, priors: Mapping[str, float], weight: float) -> 
     """`ranking` re-ranked by `(1 - w) * minmax(score) + w * prior` (ties keep their first-stage order)."""
     if not ranking or weight == 0.0:
         return list(ranking)
-    scores = [score for _, score in ranking]
-    low, high = min(scores), max(scores)
-    span = high - low
-    mixed = [
-        (doc, (1.0 - weight) * ((score - low) / span if span > 0 else 1.0) + weight * priors.get(doc, 0.0))
-        for doc, score in ranking
-    ]
-    order = sorted(range(len(mixed)), key=lambda i: (-mixed[i][1], i))
-    return [mixed[i] for i in order]
+    first = dict(minmax([ranking], weights=[1.0 - weight]))  # (1 - w) * the normalised score
+    position = {doc: rank for rank, (doc, _) in enumerate(ranking)}
+    mixed = [(doc, first[doc] + weight * priors.get(doc, 0.0)) for doc, _ in ranking]
+    return sorted(mixed, key=lambda item: (-item[1], position[item[0]]))
 
 
 @dataclass(frozen=True)
@@ -199,16 +194,14 @@ class Prior:
         ]
 
 
-def require_prior_field(client: OpenSearch, url: str, index: str, name: str = PRIOR_FIELD) -> None:
-    """UsageError unless `index` maps `name` as rank_feature (what `nirbridge prior` writes)."""
-    try:
-        mapping = next(iter(client.indices.get_mapping(index=index).values()))
-    except TransportError as exc:
-        raise cluster_error(exc, url, index) from None
-    have = properties_of(mapping).get(name)
+def require_prior_field(types: Mapping[str, str], index: str, name: str = PRIOR_FIELD) -> None:
+    """UsageError unless `types` (an index's field -> mapping type, `IndexFields.types`) has `name` as the
+    rank_feature that `nirbridge prior` writes."""
+    have = types.get(name)
     if have is None:
         raise UsageError(
-            f"[{index}] has no field [{name}]: write the prior first (nirbridge prior --index {index})"
+            f"index [{index}] has no rank_feature field [{name}]: write it first "
+            f"(nirbridge prior --index {index} --qrels FILE)"
         )
-    if have.get("type") != "rank_feature":
-        raise UsageError(f"[{index}] field [{name}] is {have.get('type', 'object')}, not rank_feature")
+    if have != "rank_feature":
+        raise UsageError(f"index [{index}] field [{name}] is {have}, not rank_feature")

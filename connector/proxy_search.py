@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
-from .fusion import FUSION_METHODS, Ranking
-from .prior import Prior
+from .fusion import FUSION_METHODS
+from .prior import Prior, require_prior_field
 from .proxy_cluster import Cluster
 from .proxy_errors import BadRequest
 from .proxy_policy import filter_source
 from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
-from .queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder
+from .queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder, ranking_of
 from .query_batcher import BATCHED_MODES, QueryBatcher
 from .settings import Settings
 
@@ -232,12 +232,12 @@ async def run_search(
     clock = time.perf_counter()
     answers = await cluster.msearch(index, bodies, auth=auth)
     took["first_stage"] = (time.perf_counter() - clock) * 1000
-    ranked = [_ranked(answer) for answer in answers]
+    ranked = [ranking_of(answer) for answer in answers]
     (ranking,) = stage.rankings(ranked)
     if prior is not None and ranking:
         clock = time.perf_counter()
         values = await cluster.msearch(index, prior.bodies([ranking]), auth=auth)
-        (ranking,) = prior.apply([ranking], [_ranked(answer) for answer in values])
+        (ranking,) = prior.apply([ranking], [ranking_of(answer) for answer in values])
         took["prior"] = (time.perf_counter() - clock) * 1000
     seen: dict[str, dict[str, Any]] = {}
     for answer in answers:
@@ -272,21 +272,18 @@ async def run_search(
     return SearchResult(hits, _total(answers, stage, seen), dict(answers[0].get("_shards", {})), report, took)
 
 
-def _ranked(answer: Mapping[str, Any]) -> Ranking:
-    return [(str(hit["_id"]), float(hit["_score"] or 0.0)) for hit in answer["hits"]["hits"]]
-
-
 def _usable_prior(request: SearchRequest, builder: QueryBuilder) -> Prior | None:
     """The request's prior where the index has its field; a 400 when the request named it and it has not."""
     prior = request.prior
-    if prior is None or builder.fields.types.get(prior.field) == "rank_feature":
-        return prior
-    if request.prior_named:
-        raise BadRequest(
-            f"[prior] index [{builder.fields.index}] has no rank_feature field [{prior.field}]: "
-            f"write it first (nirbridge prior --index {builder.fields.index} --qrels FILE)"
-        )
-    return None
+    if prior is None:
+        return None
+    try:
+        require_prior_field(builder.fields.types, builder.fields.index, prior.field)
+    except UsageError as error:
+        if request.prior_named:
+            raise BadRequest(f"[prior] {error}") from None
+        return None
+    return prior
 
 
 def _hit_head(hit: Mapping[str, Any], index: str) -> dict[str, Any]:

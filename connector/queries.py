@@ -74,6 +74,7 @@ __all__ = [
     "msearch",
     "neural_sparse_body",
     "parse_hybrid",
+    "ranking_of",
     "rank_feature_body",
     "reachable_by_rank_feature",
     "sparse_body",
@@ -462,10 +463,12 @@ def msearch(client: OpenSearch, url: str, index: str, bodies: Sequence[Mapping[s
 
     A failed item raises ClusterError with its reason (nothing is averaged over a broken query).
     """
-    return [
-        [(str(hit["_id"]), float(hit["_score"] or 0.0)) for hit in item["hits"]["hits"]]
-        for item in _responses(client, url, index, bodies)
-    ]
+    return [ranking_of(item) for item in _responses(client, url, index, bodies)]
+
+
+def ranking_of(answer: Mapping[str, Any]) -> Ranking:
+    """One search answer's hits as `[(id, score), ...]`, best first (a null score counts 0)."""
+    return [(str(hit["_id"]), float(hit["_score"] or 0.0)) for hit in answer["hits"]["hits"]]
 
 
 @dataclass

@@ -107,7 +107,7 @@ def test_writing_maps_a_rank_feature_and_stores_every_judged_document(
     assert mapping["nir_prior"] == {"type": "rank_feature"}
     top = max(nf["values"], key=nf["values"].get)
     assert client.get(index=INDEX, id=top)["_source"]["nir_prior"] == 1.0
-    require_prior_field(client, nf["url"], INDEX)
+    require_prior_field(IndexFields.read(client, nf["url"], INDEX).types, INDEX)
 
 
 def test_writing_again_is_idempotent_and_never_creates_documents(
@@ -129,10 +129,11 @@ def test_a_field_of_another_type_or_a_bad_value_is_refused_before_writing(
     with pytest.raises(ValueError, match=r"in \(0, 1\]"):
         write_prior(client, nf["url"], INDEX, {"MED-10": 0.0}, "nir_prior_bad")
     assert "nir_prior_bad" not in client.indices.get_mapping(index=INDEX)[INDEX]["mappings"]["properties"]
+    types = IndexFields.read(client, nf["url"], INDEX).types
     with pytest.raises(UsageError, match="nirbridge prior"):
-        require_prior_field(client, nf["url"], INDEX, "nir_prior_unwritten")
+        require_prior_field(types, INDEX, "nir_prior_unwritten")
     with pytest.raises(UsageError, match="not rank_feature"):
-        require_prior_field(client, nf["url"], INDEX, "title")
+        require_prior_field(types, INDEX, "title")
 
 
 def test_the_prior_body_scores_each_document_by_its_value(nf: dict[str, Any], client: OpenSearch) -> None:
