@@ -128,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(ROWS[row][0] == "" for row in wanted):
         # the base index holds what its rows read: nothing more for BM25 alone
         enrich: list[str] = []
-        reads = {row: ROWS[row][1] for row in wanted if ROWS[row][0] == ""}
-        if any("sparse" in part for options in reads.values() for part in options):
+        reads = [part for row in wanted if ROWS[row][0] == "" for part in ROWS[row][1]]
+        if any("sparse" in part for part in reads):
             enrich += ["--sparse", args.sparse]
-        if any("dense" in part for options in reads.values() for part in options):
+        if any("dense" in part for part in reads):
             enrich += ["--dense", args.dense]
         fields = [f"nir_{kind.lstrip('-')}" for kind in enrich[::2]]
         indices[""] = prepare(args, "", fields, enrich)
