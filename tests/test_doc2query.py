@@ -265,7 +265,7 @@ def test_run_enrichment_writes_the_expansion_and_reports_bad_documents(
     bad = [
         {"_id": "empty", "_source": {"title": "", "text": "   "}},
         {"_id": "missing", "_source": {"abstract": "no title, no text"}},
-        {"_id": "number", "_source": {"title": "A title", "text": 42}},
+        {"_id": "number", "_source": {"title": "A title", "text": {"value": 42}}},
     ]
     docs = [good[0], bad[0], good[1], bad[1], bad[2], good[2]]
     results = run_enrichment(spec, docs)
@@ -273,7 +273,7 @@ def test_run_enrichment_writes_the_expansion_and_reports_bad_documents(
     by_id = {r.id: r for r in results}
     assert not by_id["empty"].ok and "no text" in by_id["empty"].reason
     assert not by_id["missing"].ok and "no text" in by_id["missing"].reason
-    assert not by_id["number"].ok and "'text' is not a string" in by_id["number"].reason
+    assert not by_id["number"].ok and "'text' is not text" in by_id["number"].reason
     texts = [
         f"Statins and breast cancer {pairs[0][0]}",
         pairs[1][0],

@@ -57,7 +57,7 @@ DOCS = [
 BAD_DOCS = [
     {"_id": "missing", "_source": {"other": "no title, no text"}},
     {"_id": "empty", "_source": {"title": "  ", "text": ""}},
-    {"_id": "number", "_source": {"title": 42, "text": "a number is not a title"}},
+    {"_id": "mixed", "_source": {"title": ["a title", {"not": "text"}], "text": "an object is not text"}},
     {"_source": {"text": "no id"}},
     {"_id": "object", "_source": {"text": {"nested": "object"}}},
 ]
@@ -127,8 +127,12 @@ def test_document_text_joins_fields_and_names_a_bad_one() -> None:
     assert document_text({"title": "A", "text": "b c"}, ["title", "text"]) == "A b c"
     assert document_text({"title": ["x", "y"], "text": None}, ["title", "text"]) == "x y"
     assert document_text({"meta": {"title": "deep"}}, ["meta.title"]) == "deep"
-    with pytest.raises(ValueError, match="field 'title' is not a string \\(got int\\)"):
-        document_text({"title": 3, "text": "t"}, ["title", "text"])
+    # numbers and booleans are indexed as text by OpenSearch, and read as text here too
+    assert document_text({"title": 3, "text": "t"}, ["title", "text"]) == "3 t"
+    mixed = {"title": [1, True, 2.5, None], "text": False}
+    assert document_text(mixed, ["title", "text"]) == "1 true 2.5 false"
+    with pytest.raises(ValueError, match="field 'title' is not text \\(got dict\\)"):
+        document_text({"title": {"a": 1}, "text": "t"}, ["title", "text"])
     with pytest.raises(ValueError, match="no text"):
         document_text({"title": " "}, ["title", "text"])
 
@@ -164,14 +168,14 @@ def test_bad_documents_fail_one_by_one_without_loading_a_model() -> None:
     assert [(r.id, r.ok) for r in results] == [
         ("missing", False),
         ("empty", False),
-        ("number", False),
+        ("mixed", False),
         ("<no _id at position 3>", False),
         ("object", False),
     ]
     reasons = {r.id: r.reason for r in results}
     assert "missing or empty" in reasons["missing"] and "missing or empty" in reasons["empty"]
-    assert reasons["number"] == "field 'title' is not a string (got int)"
-    assert reasons["object"] == "field 'text' is not a string (got dict)"
+    assert reasons["mixed"] == "field 'title' is not text (got list)"
+    assert reasons["object"] == "field 'text' is not text (got dict)"
 
 
 def test_an_enormous_field_is_cut_before_encoding_and_hashed_whole() -> None:
@@ -252,7 +256,7 @@ def test_per_document_failures_come_back_with_the_good_ones(runner: CeleryRunner
     spec = _encoder_spec()
     (done,) = runner.enrich(spec, [[*BAD_DOCS, DOCS[0]]])
     assert [r.ok for r in done.results] == [False] * len(BAD_DOCS) + [True]
-    assert done.results[2].reason == "field 'title' is not a string (got int)"
+    assert done.results[2].reason == "field 'title' is not text (got list)"
     assert done.results[-1].id == "d1" and "nir_sparse" in done.results[-1].update  # type: ignore[operator]
 
 

@@ -193,10 +193,12 @@ def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
         value = value_at(source, name)
         if value is None:
             continue
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            value = " ".join(item for item in value if item.strip())
+        if isinstance(value, list) and all(_is_scalar(item) for item in value):
+            value = " ".join(text for text in map(_scalar_text, value) if text.strip())
+        elif _is_scalar(value):
+            value = _scalar_text(value)
         if not isinstance(value, str):
-            raise ValueError(f"field {name!r} is not a string (got {type(value).__name__})")
+            raise ValueError(f"field {name!r} is not text (got {type(value).__name__})")
         if value.strip():
             parts.append(value.strip())
     if not parts:
@@ -204,6 +206,20 @@ def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
             f"no text: field{'s' if len(fields) > 1 else ''} {', '.join(fields)} missing or empty"
         )
     return " ".join(parts)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _scalar_text(value: Any) -> str:
+    """A JSON scalar as a `text` field indexes it: OpenSearch takes numbers and booleans as their JSON
+    text (`1` -> "1", `true` -> "true"), and skips nulls."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 # --- encoders, loaded once per process ----------------------------------------------------------------------
