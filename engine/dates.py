@@ -60,10 +60,47 @@ def parse_date(value: object, formats: str = DEFAULT_DATE_FORMAT) -> int:
     return parse_to_nanos(value, formats) // NANOS_PER_MILLI
 
 
+# A date is stored as a Java long: epoch millis for `date`, epoch nanos for `date_nanos`, whose range is
+# therefore 1970-01-01T00:00:00Z to 2262-04-11T23:47:16.854775807Z (DateUtils.MAX_NANOSECOND_INSTANT).
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+
+
 def parse_date_value(value: object, field_type: str, formats: str | None = None) -> int:
-    """The value a ``date`` (epoch millis) or ``date_nanos`` (epoch nanos) field stores for ``value``."""
+    """The ``date`` (epoch millis) or ``date_nanos`` (epoch nanos) value of a query bound, clamped to what the
+    field can store, as DateFieldType's range queries clamp it (Resolution.clampToValidRange)."""
     nanos = parse_to_nanos(value, formats or default_format(field_type))
-    return nanos if field_type == "date_nanos" else nanos // NANOS_PER_MILLI
+    if field_type == "date_nanos":
+        return min(max(nanos, 0), LONG_MAX)
+    return min(max(nanos // NANOS_PER_MILLI, LONG_MIN), LONG_MAX)
+
+
+def storable_date_value(value: object, field_type: str, formats: str | None = None) -> int:
+    """The value a ``date`` or ``date_nanos`` field stores for a document's ``value``; ValueError (with
+    DateUtils' message) when it does not fit the field's long."""
+    nanos = parse_to_nanos(value, formats or default_format(field_type))
+    if field_type == "date_nanos":
+        if nanos < 0:
+            raise ValueError(
+                f"date[{_instant_text(nanos)}] is before the epoch in 1970 and cannot be stored in "
+                "nanosecond resolution"
+            )
+        if nanos > LONG_MAX:
+            raise ValueError(
+                f"date[{_instant_text(nanos)}] is after 2262-04-11T23:47:16.854775807 and cannot be "
+                "stored in nanosecond resolution"
+            )
+        return nanos
+    millis = nanos // NANOS_PER_MILLI
+    if not LONG_MIN <= millis <= LONG_MAX:
+        raise ValueError(f"failed to parse date field [{value}]: the instant does not fit a long of millis")
+    return millis
+
+
+def _instant_text(nanos: int) -> str:
+    try:
+        return format_nanos(nanos, "strict_date_optional_time_nanos", "date_nanos")
+    except (OverflowError, ValueError):
+        return f"{nanos} nanoseconds from the epoch"
 
 
 def _parse_with(value: object, fmt: str) -> int | None:
@@ -235,15 +272,37 @@ def format_nanos(nanos: int, fmt: str | None = None, field_type: str = "date") -
         seconds, rest = divmod(nanos, NANOS_PER_SECOND)
         return str(seconds) if not rest else f"{seconds}.{str(rest).rjust(9, '0').rstrip('0')}"
     seconds, fraction = divmod(nanos, NANOS_PER_SECOND)
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    digits = str(fraction).rjust(9, "0")
+    if first.endswith("_nanos") or field_type == "date_nanos":
+        digits = digits.rstrip("0").ljust(3, "0")
+    else:
+        digits = digits[:3]
+    try:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    except OverflowError:  # beyond datetime's years 1-9999 (a long of millis reaches +-292 million years)
+        return _iso_beyond_datetime(seconds) + digits + "Z"
     if first in ISO_FORMATS:
-        digits = str(fraction).rjust(9, "0")
-        if first.endswith("_nanos") or field_type == "date_nanos":
-            digits = digits.rstrip("0").ljust(3, "0")
-        else:
-            digits = digits[:3]
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + digits + "Z"
     return _print_pattern(_compile_pattern(first), moment, fraction)
+
+
+def _iso_beyond_datetime(seconds: int) -> str:
+    """``yyyy-MM-ddTHH:mm:ss.`` for any epoch second, proleptic Gregorian as java.time prints it (a sign
+    before years outside 0-9999); days to a civil date by H. Hinnant's ``civil_from_days``."""
+    days, rest = divmod(seconds, 86400)
+    hour, rest = divmod(rest, 3600)
+    minute, second = divmod(rest, 60)
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    sign = "+" if year > 9999 else ("-" if year < 0 else "")
+    return f"{sign}{abs(year):04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}."
 
 
 def _print_pattern(pattern: _Pattern, moment: datetime, fraction: int) -> str:

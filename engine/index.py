@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from . import errors
+from .limits import check_json_depth
 from .mapping import Mapping, ParsedDoc
 from .postings import InvertedStore
+from .quarantine import Quarantine
 from .routing import shard_id
 from .searcher import Searcher
 from .settings import IndexSettings
@@ -57,7 +59,8 @@ class Index:
         self.name = name
         self.uuid = uuid or uuid_lib.uuid4().hex[:22]
         self.settings = settings
-        self.mapping = Mapping(mappings or {}, settings.analysis())
+        # A new index's mapping is held to every rule; a recovering one is taken as it was stored.
+        self.mapping = Mapping(mappings or {}, settings.analysis(), settings, strict=settings.new_index)
         self.aliases: dict[str, Any] = aliases or {}
         self.closed = False
         self.files = files
@@ -75,6 +78,13 @@ class Index:
         self.generation = 0
         self.last_refresh = time.monotonic()
         self.searcher = self._take_searcher()
+        self.quarantine = Quarantine(name, files.directory if files is not None else None)
+
+    @property
+    def quarantined_ops(self) -> list[dict[str, Any]]:
+        """Operations set aside because they could not be replayed or indexed (``seq_no``, ``id``, ``phase``,
+        ``reason``), kept in ``translog.quarantine.ndjson``: what a node reports."""
+        return self.quarantine.entries
 
     # ----- metadata -----------------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -117,6 +127,8 @@ class Index:
             doc_id = uuid_lib.uuid4().hex[:20]
             op_type = "create"
         _check_id(doc_id)
+        _check_routing(routing)
+        check_json_depth(source, "the document")
         current = self.docs.get(doc_id)
         exists = current is not None and current.found
         if op_type == "create" and exists:
@@ -128,10 +140,11 @@ class Index:
         parsed, mapping_update = self._parse(source, doc_id, routing)
         if mapping_update is not None:
             self.persist_meta()
-        self.seq_no += 1
-        entry = DocVersion(doc_id, source, self.seq_no, self.primary_term, new_version, parsed, routing)
-        self._apply(entry)
+        entry = DocVersion(doc_id, source, self.seq_no + 1, self.primary_term, new_version, parsed, routing)
+        # Logged before it is applied: an operation the translog could not take changes nothing.
         self._log({"o": "i", "id": doc_id, "s": source, "q": entry.seq_no, "v": new_version, "r": routing})
+        self.seq_no += 1
+        self._apply(entry)
         return (200 if exists else 201), self._write_result(entry, "updated" if exists else "created")
 
     def delete_doc(
@@ -144,14 +157,15 @@ class Index:
         routing: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         self._check_open()
+        _check_routing(routing)
         current = self.docs.get(doc_id)
         self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
         new_version = self._next_version(doc_id, current, version, version_type)
-        self.seq_no += 1
         found = current is not None and current.found
-        entry = DocVersion(doc_id, None, self.seq_no, self.primary_term, new_version, routing=routing)
-        self._apply(entry)
+        entry = DocVersion(doc_id, None, self.seq_no + 1, self.primary_term, new_version, routing=routing)
         self._log({"o": "d", "id": doc_id, "q": entry.seq_no, "v": new_version})
+        self.seq_no += 1
+        self._apply(entry)
         return (200 if found else 404), self._write_result(entry, "deleted" if found else "not_found")
 
     def update_doc(
@@ -247,7 +261,7 @@ class Index:
         """The document's indexable values, with the ``_routing`` metadata field indexed as a docs-only
         term."""
         limit = None if replaying else self.settings.nested_objects_limit
-        parsed, mapping_update = self.mapping.parse(source, doc_id, limit)
+        parsed, mapping_update = self.mapping.parse(source, doc_id, limit, check_limits=not replaying)
         if routing is not None:
             parsed.terms["_routing"] = [routing]
             parsed.present.add("_routing")
@@ -326,7 +340,13 @@ class Index:
             if entry.found:
                 added.append(entry)
         first = self.store.max_ord
-        self.store.add(first, [entry.parsed for entry in added if entry.parsed is not None], self.mapping)
+        try:
+            self.store.add(first, [entry.parsed for entry in added if entry.parsed is not None], self.mapping)
+        except Exception:
+            # One document the store cannot take must not fail every refresh from now on: find it (them),
+            # leave it out of the searchable view and report it; the rest becomes searchable.
+            added = self._indexable(added)
+            self.store.add(first, [entry.parsed for entry in added if entry.parsed is not None], self.mapping)
         live = np.ones(first + len(added), dtype=np.bool_)
         live[: self.live.shape[0]] = self.live
         for offset, entry in enumerate(added):
@@ -341,6 +361,22 @@ class Index:
         self._update_stats(first, len(added), dead)
         self.generation += 1
         self.searcher = self._take_searcher()
+
+    def _indexable(self, entries: list[DocVersion]) -> list[DocVersion]:
+        """``entries`` less those the store refuses, each quarantined (it stays in the translog and in the
+        real-time view; it is not searchable)."""
+        kept = []
+        for entry in entries:
+            try:
+                if entry.parsed is not None:
+                    self.store.check(entry.parsed, self.mapping)
+            except Exception as exc:
+                op = {"o": "i", "id": entry.id, "s": entry.source, "q": entry.seq_no, "v": entry.version,
+                      "r": entry.routing}
+                self.quarantine.add(op, "refresh", f"{type(exc).__name__}: {exc}")
+                continue
+            kept.append(entry)
+        return kept
 
     def _update_stats(self, first: int, count: int, dead: list[int]) -> None:
         for path, text_field in self.store.text.items():
@@ -368,15 +404,35 @@ class Index:
         )
 
     # ----- recovery -----------------------------------------------------------------------------------------
-    def replay(self, op: dict[str, Any]) -> None:
-        """Re-apply one translog operation during recovery (no validation, no logging)."""
-        doc_id = op["id"]
-        self.seq_no = max(self.seq_no, op["q"])
-        if op["o"] == "i":
-            parsed, _ = self._parse(op["s"], doc_id, op.get("r"), replaying=True)
-            self._apply(DocVersion(doc_id, op["s"], op["q"], self.primary_term, op["v"], parsed, op.get("r")))
+    def replay(self, op: Any) -> bool:
+        """Re-apply one translog operation during recovery (no logging). An operation that cannot be
+        applied (malformed, or a document the mapping refuses) is quarantined instead: skipped, reported and
+        kept beside the translog, so that one bad operation never stops the index from starting. True when
+        it was applied."""
+        try:
+            if isinstance(op, dict) and isinstance(op.get("q"), int) and not isinstance(op["q"], bool):
+                self.seq_no = max(self.seq_no, op["q"])  # a skipped operation's seq_no is never reused
+            self._replay(op)
+        except Exception as exc:
+            self.quarantine.add(op, "replay", f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    def _replay(self, op: Any) -> None:
+        kind, doc_id, seq_no, version = op["o"], op["id"], op["q"], op["v"]
+        if not isinstance(doc_id, str) or not doc_id:
+            raise ValueError(f"the operation's id [{doc_id}] is not a document id")
+        if not isinstance(seq_no, int) or not isinstance(version, int) or kind not in ("i", "d"):
+            raise ValueError("not a translog operation")
+        if kind == "i":
+            routing = op.get("r")
+            _check_routing(routing)
+            if not isinstance(op.get("s"), dict):
+                raise ValueError("the operation has no document")
+            parsed, _ = self._parse(op["s"], doc_id, routing, replaying=True)
+            self._apply(DocVersion(doc_id, op["s"], seq_no, self.primary_term, version, parsed, routing))
         else:
-            self._apply(DocVersion(doc_id, None, op["q"], self.primary_term, op["v"]))
+            self._apply(DocVersion(doc_id, None, seq_no, self.primary_term, version))
 
     def live_operations(self) -> list[dict[str, Any]]:
         """The operations that rebuild the current state (translog compaction)."""
@@ -402,6 +458,13 @@ class Index:
             raise errors.EngineError(
                 400, "index_closed_exception", "closed", index=self.name, index_uuid=self.uuid
             )
+
+
+def _check_routing(routing: Any) -> None:
+    """A routing value is a string (the REST and bulk layers read it as text); anything else would be
+    indexed as a ``_routing`` term that no refresh or replay can take."""
+    if routing is not None and not isinstance(routing, str):
+        raise errors.illegal_argument(f"routing must be a string, got [{routing}]")
 
 
 def _check_id(doc_id: str) -> None:

@@ -10,6 +10,7 @@ frequencies for ``rank_feature(s)`` and arrays for ``knn_vector``.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ import numpy as np
 
 from . import errors
 from .analysis import AnalysisError, Analyzer, get_analyzer
-from .dates import parse_date_value
+from .dates import storable_date_value
 from .scoring import SPACE_TYPES, encode_feature
+from .settings import IndexSettings
 from .values import (
     NUMERIC_TYPES,
     coerce_boolean,
@@ -80,18 +82,26 @@ class ParsedDoc:
 
 
 class Mapping:
-    def __init__(self, body: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None) -> None:
+    """An index's mapping. ``limits`` (the index's live settings) gives ``index.mapping.total_fields.limit``
+    and ``index.mapping.depth.limit``; every merge after construction is held to them and to the checks a new
+    field gets, and so is the initial body when ``strict`` (a new index, not one recovering: a stored mapping
+    is never refused at start, whatever rules came since)."""
+
+    def __init__(self, body: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None,
+                 limits: IndexSettings | None = None, strict: bool = False) -> None:
         self.analysis = analysis or {}
+        self.limits = limits
         self.body: dict[str, Any] = {}
         self.fields: dict[str, Field] = {}
         self.objects: set[str] = set()
+        self._checking = True  # whether the document being parsed is held to the limits
         if body:
-            self.merge(body)
+            self.merge(body, strict=strict)
 
     # ----- validation and merging ---------------------------------------------------------------------------
-    def merge(self, update: dict[str, Any]) -> bool:
-        """Add ``update`` to this mapping (put-mapping semantics); raise on conflicts. True when anything
-        changed."""
+    def merge(self, update: dict[str, Any], strict: bool = True) -> bool:
+        """Add ``update`` to this mapping (put-mapping semantics); raise on conflicts and, when ``strict``, on
+        broken limits or field parameters. True when anything changed."""
         if not isinstance(update, dict):
             raise errors.mapper_parsing("Root mapping definition must be an object")
         merged = copy.deepcopy(self.body)
@@ -120,24 +130,68 @@ class Mapping:
                     f"Root mapping definition has unsupported parameters:  [{key} : {value}]"
                 )
         fields, objects = self._compile(merged)
+        if strict:
+            for path, spec in fields.items():
+                if path not in self.fields or self.fields[path].params != spec.params:
+                    _check_new_field(spec)
+            self._check_limits(fields, objects)
         changed = merged != self.body
         self.body, self.fields, self.objects = merged, fields, objects
         return changed
+
+    def _check_limits(self, fields: dict[str, Field], objects: set[str]) -> None:
+        """MapperService's checks, in its order: total fields (objects, leaves and multi-fields), then the
+        depth of every object (``a.b`` is at depth 3: the root counts as 1)."""
+        if self.limits is None:
+            return
+        total = self.limits.total_fields_limit
+        if len(fields) + len(objects) > total:
+            raise errors.illegal_argument(f"Limit of total fields [{total}] has been exceeded")
+        for path in objects:
+            self._check_depth(path)
+
+    def _check_depth(self, object_path: str) -> None:
+        if self.limits is None:
+            return
+        limit = self.limits.depth_limit
+        if object_path.count(".") + 2 > limit:
+            raise errors.illegal_argument(
+                f"Limit of mapping depth [{limit}] has been exceeded due to object field [{object_path}]"
+            )
 
     def _compile(self, body: dict[str, Any]) -> tuple[dict[str, Field], set[str]]:
         fields: dict[str, Field] = {}
         objects: set[str] = set()
 
-        def walk(props: dict[str, Any], prefix: str) -> None:
+        def walk(props: Any, prefix: str) -> None:
+            if not isinstance(props, dict):
+                raise errors.mapper_parsing(
+                    f"Expected map for property [properties] on field [{prefix[:-1]}] but got a "
+                    f"{_java_type(props)}"
+                )
             for name, spec in props.items():
                 path = f"{prefix}{name}"
+                if not isinstance(spec, dict):
+                    raise errors.mapper_parsing(
+                        f"Expected map for property [fields] on field [{name}] but got a {_java_type(spec)}"
+                    )
                 ftype = spec.get("type", "object" if "properties" in spec or "type" not in spec else None)
                 if ftype in OBJECT_TYPES:
                     objects.add(path)
                     walk(spec.get("properties", {}), path + ".")
                     continue
                 fields[path] = self._make_field(path, ftype, spec)
-                for sub, subspec in (spec.get("fields") or {}).items():
+                multi = spec.get("fields") or {}
+                if not isinstance(multi, dict):
+                    raise errors.mapper_parsing(
+                        f"Expected map for property [fields] on field [{name}] but got a {_java_type(multi)}"
+                    )
+                for sub, subspec in multi.items():
+                    if not isinstance(subspec, dict):
+                        raise errors.mapper_parsing(
+                            f"Expected map for property [fields] on field [{sub}] but got a "
+                            f"{_java_type(subspec)}"
+                        )
                     fields[f"{path}.{sub}"] = self._make_field(f"{path}.{sub}", subspec.get("type"), subspec)
 
         walk(body.get("properties", {}), "")
@@ -164,7 +218,12 @@ class Mapping:
                     f"Dimension value must be a positive integer no greater than 16000 for vector: {path}"
                     if dimension is not None else f"Dimension value missing for vector: {path}"
                 )
-            space = (spec.get("method") or {}).get("space_type", spec.get("space_type", "l2"))
+            method = spec.get("method") or {}
+            if not isinstance(method, dict):
+                raise errors.mapper_parsing(
+                    f"Unable to parse mapping into KNNMethodContext for field [{path}]"
+                )
+            space = method.get("space_type", spec.get("space_type", "l2"))
             if space not in SPACE_TYPES:
                 raise errors.mapper_parsing(
                     f"Unable to parse mapping into KNNMethodContext. Invalid space type "
@@ -198,12 +257,17 @@ class Mapping:
         return copy.deepcopy(self.body)
 
     # ----- document parsing ---------------------------------------------------------------------------------
-    def parse(self, source: dict[str, Any], doc_id: str,
-              nested_limit: int | None = None) -> tuple[ParsedDoc, dict[str, Any] | None]:
-        """Parse ``source``; returns the parsed values and a dynamic mapping update (or None)."""
+    def parse(self, source: dict[str, Any], doc_id: str, nested_limit: int | None = None,
+              check_limits: bool = True) -> tuple[ParsedDoc, dict[str, Any] | None]:
+        """Parse ``source``; returns the parsed values and a dynamic mapping update (or None).
+
+        A dynamic update is held to the mapping limits unless ``check_limits`` is false (translog replay: the
+        update was accepted, and persisted, when the document was written)."""
         parsed = ParsedDoc()
         dynamic_props: dict[str, Any] = {}
         saved = (dict(self.fields), set(self.objects))
+        self._checking = check_limits
+        update = None
         try:
             self._parse_object(source, "", parsed, dynamic_props, doc_id, self.dynamic())
             if nested_limit is not None and parsed.nested_docs > nested_limit:
@@ -217,15 +281,14 @@ class Mapping:
                         f"level setting.",
                     },
                 )
+            if dynamic_props:
+                _keep_object_types(dynamic_props, self.body.get("properties", {}))
+                update = {"properties": dynamic_props}
+                self.merge(update, strict=check_limits)
+                # Values of newly mapped fields were collected under their inferred types already.
         except Exception:
             self.fields, self.objects = saved  # a rejected document leaves no dynamic fields behind
             raise
-        update = None
-        if dynamic_props:
-            _keep_object_types(dynamic_props, self.body.get("properties", {}))
-            update = {"properties": dynamic_props}
-            self.merge(update)
-            # Values of newly mapped fields were collected under their inferred types already.
         return parsed, update
 
     def _parse_object(
@@ -250,10 +313,12 @@ class Mapping:
                 continue
             if value is None or value == []:
                 spec = self.fields.get(path)
-                null_value = spec.params.get("null_value") if spec else None
-                if null_value is None:
-                    continue
-                value = null_value
+                # An empty knn_vector is the field's to refuse (a dimension mismatch), not a missing value.
+                if spec is None or spec.type != "knn_vector" or value is None:
+                    null_value = spec.params.get("null_value") if spec else None
+                    if null_value is None:
+                        continue
+                    value = null_value
             if path in self.objects or (path not in self.fields and isinstance(value, dict)):
                 if not isinstance(value, dict | list):
                     if path in self.objects:
@@ -277,6 +342,8 @@ class Mapping:
                             raise _strict(name, prefix)
                         if dynamic == "false":
                             continue
+                        if self._checking:  # at once, before a deep document is walked any deeper
+                            self._check_depth(path)
                         _ensure_object(dynamic_props, path)
                         self.objects.add(path)
                     spec = self._object_spec(path)
@@ -378,35 +445,149 @@ class Mapping:
                 freqs, length = previous
                 for token in tokens:
                     freqs[token] = freqs.get(token, 0) + 1
+            if len(text) > MAX_TERM_BYTES // 4:  # only then can a token pass Lucene's term length limit
+                for token in tokens:
+                    _check_term_length(path, token)
             # Lucene counts every position of every value (position_increment_gap only shifts positions).
             parsed.text[path] = (freqs, length + len(tokens))
         elif ftype in ("keyword", "constant_keyword", "wildcard", "ip"):
             text = item if isinstance(item, str) else _json_scalar_text(item)
+            if ftype == "ip":
+                _check_ip(text)
             ignore_above = spec.params.get("ignore_above")
             if ignore_above is not None and len(text) > int(ignore_above):
                 return
             if spec.params.get("normalizer") == "lowercase":
                 text = text.lower()
+            _check_term_length(path, text)
             parsed.terms.setdefault(path, []).append(text)
         elif ftype == "boolean":
             parsed.terms.setdefault(path, []).append("true" if coerce_boolean(item) else "false")
         elif ftype in ("date", "date_nanos"):
             parsed.numbers.setdefault(path, []).append(
-                parse_date_value(item, ftype, spec.params.get("format"))
+                storable_date_value(item, ftype, spec.params.get("format"))
             )
         elif ftype in NUMERIC_TYPES:
             number = coerce_number(item, ftype, bool(spec.params.get("coerce", True)))
-            if ftype == "half_float":
-                number = float(np.float16(number))
-            elif ftype == "float":
-                number = float(np.float32(number))
+            if ftype in ("half_float", "float"):
+                number = _narrow_float(number, ftype)
             elif ftype == "scaled_float":
-                factor = float(spec.params.get("scaling_factor", 1.0))
-                number = round(number * factor) / factor
+                number = _scaled(number, spec.params.get("scaling_factor"))
             parsed.numbers.setdefault(path, []).append(number)
         else:  # binary, geo_point, completion: stored in _source, exists-queryable, not searchable here
             pass
         parsed.present.add(path)
+
+
+MAX_TERM_BYTES = 32766  # Lucene's IndexWriter.MAX_TERM_LENGTH
+
+
+def _check_term_length(path: str, term: str) -> None:
+    """Lucene refuses a document with a term longer than 32766 UTF-8 bytes (OpenSearch answers 400)."""
+    if len(term) > MAX_TERM_BYTES // 4 and len(encoded := term.encode()) > MAX_TERM_BYTES:
+        prefix = list(encoded[:30])
+        raise errors.illegal_argument(
+            f'Document contains at least one immense term in field="{path}" (whose UTF8 encoding is longer '
+            f"than the max length {MAX_TERM_BYTES}), all of which were skipped.  Please correct the "
+            f"analyzer to not produce such terms.  The prefix of the first immense term is: '{prefix}...', "
+            f"original message: bytes can be at most {MAX_TERM_BYTES} in length; got {len(encoded)}"
+        )
+
+
+def _check_ip(text: str) -> None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an IP string literal.") from None
+
+
+def _java_float_text(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+def _narrow_float(number: int | float, ftype: str) -> float:
+    """``number`` rounded to a float / half_float; NumberFieldMapper refuses what overflows it."""
+    with np.errstate(over="ignore"):
+        narrowed = float(np.float16(number) if ftype == "half_float" else np.float32(number))
+    if not math.isfinite(narrowed):
+        shown = _java_float_text(float(np.float32(number)) if ftype == "float" else float(number))
+        raise ValueError(f"[{ftype}] supports only finite values, but got [{shown}]")
+    return narrowed
+
+
+def _scaled(number: int | float, scaling_factor: Any) -> float:
+    """A scaled_float's value: ``Math.round(value * scaling_factor) / scaling_factor`` (Math.round saturates
+    at the long range)."""
+    factor = _positive_number(scaling_factor)
+    if factor is None:
+        raise ValueError(f"[scaling_factor] must be a positive number, got [{scaling_factor}]")
+    scaled = float(number) * factor
+    if not math.isfinite(scaled) or abs(scaled) >= 2**63:
+        rounded = 2**63 - 1 if scaled > 0 else -(2**63)
+    else:
+        rounded = round(scaled)
+    return rounded / factor
+
+
+def _java_type(value: Any) -> str:
+    """The Java class name OpenSearch's mapping parser names for a JSON value in its errors."""
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if isinstance(value, int):
+        return "java.lang.Integer"
+    if isinstance(value, float):
+        return "java.lang.Double"
+    if isinstance(value, list):
+        return "java.util.ArrayList"
+    return "java.lang.String" if isinstance(value, str) else "null"
+
+
+def _positive_number(value: Any) -> float | None:
+    """``value`` as a finite number above 0 (numeric strings accepted, as XContent coerces them); else
+    None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _check_new_field(spec: Field) -> None:
+    """Parameters OpenSearch refuses when a field is mapped, and that would otherwise fail every document (or
+    a refresh) later. Only new and changed fields are checked: a stored mapping is never refused."""
+    params = spec.params
+    if spec.type == "scaled_float":
+        if "scaling_factor" not in params:
+            raise errors.mapper_parsing(f"Field [scaling_factor] is required for field [{spec.path}]")
+        if _positive_number(params["scaling_factor"]) is None:
+            raise errors.mapper_parsing(
+                f"[scaling_factor] must be a positive number, got [{params['scaling_factor']}]"
+            )
+    if "ignore_above" in params:
+        value = params["ignore_above"]
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+            raise errors.mapper_parsing(
+                f"[ignore_above] must be a non-negative integer on field [{spec.path}], got [{value}]"
+            )
+    if spec.type == "knn_vector":
+        method_params = (params.get("method") or {}).get("parameters") or {}
+        if not isinstance(method_params, dict):
+            raise errors.mapper_parsing(
+                f"Unable to parse mapping into KNNMethodContext for field [{spec.path}]"
+            )
+        for name in ("m", "ef_construction"):
+            value = method_params.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise errors.mapper_parsing(
+                    f"Validation Failed: 1: parameter validation failed for MethodComponentContext "
+                    f"parameter [{name}].;"
+                )
 
 
 def _encode_feature(value: float, path: str) -> int:
@@ -432,6 +613,8 @@ def _parse_rank_features(value: Any, path: str, positive_impact: bool = True) ->
         )
     out: dict[str, int] = {}
     for key, weight in value.items():
+        if weight is None:  # RankFeaturesFieldMapper ignores a null feature, as numeric fields do
+            continue
         if isinstance(weight, list):
             raise ValueError(
                 f"[rank_features] fields do not support indexing multiple values for the same rank feature "

@@ -326,6 +326,8 @@ def _validate_index_name(name: str) -> None:
         problems = "must not be '.' or '..'"
     elif any(c in INDEX_NAME_FORBIDDEN for c in name):
         problems = 'must not contain the following characters [ , ", *, \\, <, |, ,, >, /, ?]'
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):  # NUL, newline: they break _cat and logs
+        problems = "must not contain control characters"
     elif len(name.encode()) > 255:
         problems = "index name is too long, (" + str(len(name.encode())) + " > 255)"
     if problems:

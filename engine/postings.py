@@ -185,9 +185,7 @@ class NumericField:
         self.values = GrowArray(self.dtype)
 
 
-def _append(existing: Posting | None, ords: list[int], freqs: list[int], freq_dtype: type) -> Posting:
-    new_ords = np.asarray(ords, dtype=np.int32)
-    new_freqs = np.asarray(freqs, dtype=freq_dtype)
+def _append(existing: Posting | None, new_ords: np.ndarray, new_freqs: np.ndarray) -> Posting:
     if existing is None:
         return Posting(new_ords, new_freqs)
     return Posting(np.concatenate((existing.ords, new_ords)), np.concatenate((existing.freqs, new_freqs)))
@@ -214,13 +212,28 @@ class _FlatPostings:
         self.doc_ords.append(ord_)
         self.doc_sizes.append(len(freqs))
 
-    def append_to(self, postings: TermPostings) -> None:
+    def segment(self) -> _Segment | None:
+        """The batch's postings grouped by term (None when it has no terms)."""
         if not self.terms:
-            return
+            return None
         ords = np.repeat(
             np.asarray(self.doc_ords, dtype=np.int32), np.asarray(self.doc_sizes, dtype=np.int64)
         )
-        postings.add(_Segment.build(self.terms, ords, np.asarray(self.freqs, dtype=np.float32)))
+        return _Segment.build(self.terms, ords, np.asarray(self.freqs, dtype=np.float32))
+
+
+@dataclass
+class _Batch:
+    """A refresh's documents converted into arrays, ready to be appended (InvertedStore._commit)."""
+
+    max_ord: int
+    text: list[tuple[str, _Segment | None]] = field(default_factory=list)
+    lengths: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    terms: list[tuple[str, _Segment | None, np.ndarray, np.ndarray]] = field(default_factory=list)
+    numbers: list[tuple[str, type, np.ndarray, np.ndarray]] = field(default_factory=list)
+    features: list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]] = field(default_factory=list)
+    vectors: list[tuple[str, VectorIndex, np.ndarray, np.ndarray]] = field(default_factory=list)
+    present: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
 class InvertedStore:
@@ -236,9 +249,19 @@ class InvertedStore:
         self.max_ord = 0
 
     def add(self, first_ord: int, docs: list[ParsedDoc], mapping: Mapping) -> None:
-        """Index ``docs`` under ordinals ``first_ord, first_ord + 1, ...``."""
-        if not docs:
-            return
+        """Index ``docs`` under ordinals ``first_ord, first_ord + 1, ...``.
+
+        All or nothing: the batch is converted into arrays first (where a value the arrays cannot hold
+        raises), and only then appended to the structures, so a failing batch leaves the store as it was.
+        """
+        if docs:
+            self._commit(self._prepare(first_ord, docs, mapping))
+
+    def check(self, doc: ParsedDoc, mapping: Mapping) -> None:
+        """Raise if ``doc`` could not be indexed (the conversion ``add`` does, without storing anything)."""
+        self._prepare(self.max_ord, [doc], mapping)
+
+    def _prepare(self, first_ord: int, docs: list[ParsedDoc], mapping: Mapping) -> _Batch:
         text_new: dict[str, _FlatPostings] = {}
         lengths: dict[str, tuple[list[int], list[int]]] = {}
         term_new: dict[str, _FlatPostings] = {}
@@ -281,50 +304,87 @@ class InvertedStore:
             for path in doc.present:
                 present_new.setdefault(path, []).append(ord_)
 
+        batch = _Batch(first_ord + len(docs))
         for path, flat in text_new.items():
-            tf = self.text.setdefault(path, TextField(has_norms=True))
-            flat.append_to(tf.postings)
+            batch.text.append((path, flat.segment()))
         for path, (ords, lens) in lengths.items():
-            tf = self.text[path]
             ords_arr = np.asarray(ords, dtype=np.int64)
             lens_arr = np.asarray(lens, dtype=np.int64)
-            tf.lengths.set(ords_arr, lens_arr)
-            tf.norms.set(ords_arr, encode_norms(lens_arr))
+            batch.lengths.append((path, ords_arr, lens_arr, encode_norms(lens_arr)))
         for path, flat in term_new.items():
-            tf = self.text.setdefault(path, TextField(has_norms=False))
-            flat.append_to(tf.postings)
             # Docs-only fields: Lucene sets sumTotalTermFreq = sumDocFreq; a doc's "length" is its term count.
-            sizes = np.asarray(flat.doc_sizes, dtype=np.int64)
-            tf.lengths.set(np.asarray(flat.doc_ords, dtype=np.int64), sizes)
+            batch.terms.append((path, flat.segment(), np.asarray(flat.doc_ords, dtype=np.int64),
+                                np.asarray(flat.doc_sizes, dtype=np.int64)))
         for path, (ords, values) in number_new.items():
             nf = self.numbers.get(path)
             if nf is None:
                 spec = mapping.field(path)
                 integral = spec is not None and spec.type in INT64_TYPES
-                nf = self.numbers[path] = NumericField(np.int64 if integral else np.float64)
-            start = nf.count
-            nf.count += len(ords)
-            idx = np.arange(start, nf.count)
-            nf.ords.set(idx, np.asarray(ords, dtype=np.int32))
-            nf.values.set(idx, np.asarray(values, dtype=nf.dtype))
+                dtype: type = np.int64 if integral else np.float64
+            else:
+                dtype = nf.dtype
+            batch.numbers.append(
+                (path, dtype, np.asarray(ords, dtype=np.int32), np.asarray(values, dtype=dtype))
+            )
         for path, by_feature in feature_new.items():
-            store = self.features.setdefault(path, {})
-            for name, (ords, encoded) in by_feature.items():
-                store[name] = _append(store.get(name), ords, encoded, np.int32)
-        threshold = (
-            self.settings.knn_approximate_threshold if self.settings else KNN_DEFAULT_APPROXIMATE_THRESHOLD
-        )
+            batch.features.append((path, [
+                (name, np.asarray(ords, dtype=np.int32), np.asarray(encoded, dtype=np.int32))
+                for name, (ords, encoded) in by_feature.items()
+            ]))
         for path, (ords, vectors) in vector_new.items():
             index = self.vectors.get(path)
             if index is None:
-                index = self.vectors[path] = _new_vector_index(mapping, path)
-            index.approximate_threshold = threshold  # dynamic in OpenSearch: applies to what is built next
-            index.add(np.asarray(ords, dtype=np.int64), np.stack(vectors).astype(np.float32, copy=False))
+                index = _new_vector_index(mapping, path)
+            stacked = np.stack(vectors).astype(np.float32, copy=False)
+            # VectorIndex.add's own checks, here, where a refusal still leaves the store untouched
+            if stacked.ndim != 2 or stacked.shape[1] != index.dimension or not np.isfinite(stacked).all() or (
+                index.space_type == "cosinesimil" and not np.any(stacked, axis=1).all()
+            ):
+                raise ValueError(f"a vector of [{path}] does not fit the field")
+            batch.vectors.append((path, index, np.asarray(ords, dtype=np.int64), stacked))
         for path, ords in present_new.items():
+            batch.present.append((path, np.asarray(ords, dtype=np.int64)))
+        return batch
+
+    def _commit(self, batch: _Batch) -> None:
+        for path, segment in batch.text:
+            tf = self.text.setdefault(path, TextField(has_norms=True))
+            if segment is not None:
+                tf.postings.add(segment)
+        for path, ords_arr, lens_arr, norms in batch.lengths:
+            tf = self.text[path]
+            tf.lengths.set(ords_arr, lens_arr)
+            tf.norms.set(ords_arr, norms)
+        for path, segment, doc_ords, sizes in batch.terms:
+            tf = self.text.setdefault(path, TextField(has_norms=False))
+            if segment is not None:
+                tf.postings.add(segment)
+            tf.lengths.set(doc_ords, sizes)
+        for path, dtype, ords_arr, values_arr in batch.numbers:
+            nf = self.numbers.get(path)
+            if nf is None:
+                nf = self.numbers[path] = NumericField(dtype)
+            start = nf.count
+            nf.count += len(ords_arr)
+            idx = np.arange(start, nf.count)
+            nf.ords.set(idx, ords_arr)
+            nf.values.set(idx, values_arr)
+        for path, features in batch.features:
+            store = self.features.setdefault(path, {})
+            for name, ords_arr, encoded_arr in features:
+                store[name] = _append(store.get(name), ords_arr, encoded_arr)
+        threshold = (
+            self.settings.knn_approximate_threshold if self.settings else KNN_DEFAULT_APPROXIMATE_THRESHOLD
+        )
+        for path, index, ords_arr, vectors_arr in batch.vectors:
+            self.vectors[path] = index
+            index.approximate_threshold = threshold  # dynamic in OpenSearch: applies to what is built next
+            index.add(ords_arr, vectors_arr)
+        for path, ords_arr in batch.present:
             self.present.setdefault(path, GrowArray(np.bool_, False)).set(
-                np.asarray(ords, dtype=np.int64), np.ones(len(ords), dtype=np.bool_)
+                ords_arr, np.ones(len(ords_arr), dtype=np.bool_)
             )
-        self.max_ord = first_ord + len(docs)
+        self.max_ord = batch.max_ord
 
     def remove_vectors(self, ords: Iterable[int], docs: Iterable[ParsedDoc]) -> None:
         for ord_, doc in zip(ords, docs, strict=True):

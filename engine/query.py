@@ -841,7 +841,7 @@ class QueryParser:
                 "[rank_feature] query can only have one of [saturation], [log], [sigmoid], [linear]"
             )
         function = functions[0] if functions else "saturation"
-        params = dict(body.get(function) or {})
+        params = _feature_function_params(function, body.get(function))
         spec = self.mapping.field(path)
         feature = path
         if spec is None and "." in path:
@@ -893,6 +893,14 @@ class QueryParser:
             if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
                 raise errors.illegal_argument(
                     f"[neural_sparse] query token [{token}] has an invalid weight [{weight}]"
+                )
+            # Each token is a Lucene FeatureField.newLinearQuery, whose weight must be in (0, 64]; a weight
+            # read as a float that overflows would make every score NaN or infinite.
+            as_float = float(np.float32(weight)) if abs(weight) < 3.5e38 else math.inf
+            if as_float > FEATURE_MAX_WEIGHT:
+                raise _query_shard(
+                    f"failed to create query: weight must be in (0, {FEATURE_MAX_WEIGHT:.1f}], got: "
+                    f"{_java_float(as_float)}"
                 )
             weights[token] = float(weight)
         return NeuralSparse(path, weights, float(params.get("boost", 1.0)))
@@ -976,6 +984,56 @@ def _term_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(value)
     return str(value)
+
+
+FEATURE_MAX_WEIGHT = 64.0  # FeatureField.MAX_WEIGHT (Long.SIZE)
+# What each rank_feature function takes (RankFeatureQueryBuilder.ScoreFunction parsers, declareFloat) and the
+# bounds Lucene's FeatureField factories then check (`pivot must be > 0`, `scalingFactor must be >= 1`, ...).
+_FEATURE_PARAMS: dict[str, dict[str, tuple[str, float, bool]]] = {
+    "saturation": {"pivot": ("pivot must be > 0", 0.0, False)},
+    "log": {"scaling_factor": ("scalingFactor must be >= 1", 1.0, True)},
+    "sigmoid": {"pivot": ("pivot must be > 0", 0.0, False), "exponent": ("exp must be > 0", 0.0, False)},
+    "linear": {},
+}
+
+
+def _feature_function_params(function: str, given: Any) -> dict[str, float]:
+    """A rank_feature function's parameters as floats, refused as OpenSearch refuses them: an unknown or
+    non-numeric field while parsing, a value out of FeatureField's range when the query is built."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise errors.xcontent_parse(f"[{function}] expected an object, found [{given}]")
+    allowed = _FEATURE_PARAMS[function]
+    params: dict[str, float] = {}
+    for name, value in given.items():
+        if name not in allowed:
+            raise errors.xcontent_parse(f"[{function}] unknown field [{name}]")
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ValueError
+            number = float(value)
+        except ValueError:
+            raise errors.xcontent_parse(f"[{function}] failed to parse field [{name}]") from None
+        with np.errstate(over="ignore"):
+            as_float = float(np.float32(number))  # declareFloat: the value is read as a Java float
+        message, bound, inclusive = allowed[name]
+        if not math.isfinite(as_float) or as_float < bound or (as_float == bound and not inclusive):
+            raise _query_shard(f"failed to create query: {message}, got: {_java_float(as_float)}")
+        params[name] = as_float
+    return params
+
+
+def _java_float(value: float) -> str:
+    """``Float.toString`` for the values these messages print (``-1.0``, ``0.0``, ``Infinity``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value != 0 and not 1e-3 <= abs(value) < 1e7:
+        mantissa, exponent = np.format_float_scientific(np.float32(value), unique=True).split("e")
+        return f"{mantissa}{'0' if mantissa.endswith('.') else ''}E{int(exponent)}"
+    return str(np.float32(value))
 
 
 def _query_shard(reason: str) -> errors.EngineError:

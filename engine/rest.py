@@ -6,7 +6,6 @@ the one with the most literal segments, as OpenSearch's path trie prefers ``/_se
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from urllib.parse import unquote
 import orjson
 
 from . import errors
+from .limits import check_json_depth
 from .node import Node
 
 
@@ -29,25 +29,25 @@ class Request:
     parts: dict[str, str] = field(default_factory=dict)
 
     def json(self, required: bool = False) -> Any:
+        """The body as JSON (the server has inflated a compressed body already), refused when it nests
+        deeper than the engine can store and walk (limits.MAX_JSON_DEPTH)."""
         body = self.body
-        if self.headers.get("content-encoding") == "gzip" and body:
-            body = gzip.decompress(body)
         if not body.strip():
             if required:
                 raise errors.EngineError(400, "parse_exception", "request body is required")
             return None
         try:
-            return orjson.loads(body)
+            value = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise errors.EngineError(
                 400, "parse_exception", f"Failed to parse content to map: {exc}"
             ) from exc
+        check_json_depth(value)
+        return value
 
     def ndjson(self) -> list[bytes]:
-        body = self.body
-        if self.headers.get("content-encoding") == "gzip" and body:
-            body = gzip.decompress(body)
-        return body.split(b"\n")
+        """The body's lines; the last item is what follows the final newline (empty when it ends with one)."""
+        return self.body.split(b"\n")
 
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.params.get(name)
@@ -133,6 +133,13 @@ def dispatch(node: Node, method: str, path: str, params: dict[str, str], body: b
             return candidate.handler(node, request)
         except errors.EngineError as exc:
             return Response(exc.status, exc.to_body())
+        except RecursionError:
+            # A safety net behind limits.MAX_JSON_DEPTH: whatever still recursed too deeply on a request's
+            # content (a query nested hundreds of levels) is the request's fault, not the engine's.
+            error = errors.EngineError(
+                400, "illegal_argument_exception", "the request is nested too deeply to be processed"
+            )
+            return Response(error.status, error.to_body())
     if allowed:
         return Response(
             405,

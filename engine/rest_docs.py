@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from typing import Any
 
@@ -9,6 +11,7 @@ import orjson
 
 from . import errors
 from .index import DocVersion, Index
+from .limits import check_json_depth
 from .node import Node
 from .rest import Request, Response, param_list, route
 from .search import stored_fields_of
@@ -71,6 +74,7 @@ def _index(node: Node, request: Request, doc_id: str | None, op_type: str) -> Re
     if op_type not in ("index", "create"):
         raise errors.illegal_argument(f"opType must be 'create' or 'index', found: [{op_type}]")
     source = request.json(required=True)
+    _check_pipeline(request.params.get("pipeline"))
     index = node.index_for_write(request.parts["index"])
     status, body = index.index_doc(doc_id, source, op_type=op_type, **_write_options(request.params))
     _after_write(index, request, body)
@@ -272,6 +276,8 @@ def mget(node: Node, request: Request) -> Response:
 @route("/_bulk", "/{index}/_bulk", methods=("POST", "PUT"))
 def bulk(node: Node, request: Request) -> Response:
     started = time.perf_counter()
+    if not request.body:
+        raise errors.EngineError(400, "parse_exception", "request body is required")
     lines = request.ndjson()
     default_index = request.parts.get("index")
     items: list[dict[str, Any]] = []
@@ -279,6 +285,9 @@ def bulk(node: Node, request: Request) -> Response:
     touched_shards: dict[str, set[int]] = {}
     position = 0
     actions = _parse_bulk(lines, default_index)
+    if not actions:
+        raise errors.validation("no requests added")
+    default_pipeline = request.params.get("pipeline")
     require_alias = request.flag("require_alias")
     source_default: Any = request.params.get("_source")
     if "_source_includes" in request.params or "_source_excludes" in request.params:
@@ -288,10 +297,11 @@ def bulk(node: Node, request: Request) -> Response:
         position += 1
         name = meta.get("_index", default_index)
         doc_id = meta.get("_id")
-        doc_id = str(doc_id) if doc_id is not None else None
         try:
             if isinstance(payload, errors.EngineError):
                 raise payload
+            if action in ("index", "create"):
+                _check_pipeline(meta.get("pipeline", default_pipeline))
             if action == "delete":
                 index = node.get_index(name)
             else:
@@ -319,6 +329,13 @@ def bulk(node: Node, request: Request) -> Response:
     })
 
 
+def _check_pipeline(pipeline: str | None) -> None:
+    """The engine has no ingest pipelines: a write naming one fails as OpenSearch fails it for a pipeline that
+    does not exist, instead of indexing the document unprocessed (``_none`` means no pipeline)."""
+    if pipeline is not None and pipeline != "_none":
+        raise errors.illegal_argument(f"pipeline with id [{pipeline}] does not exist")
+
+
 def _item_key(action: str, meta: dict[str, Any]) -> str:
     """The key of a bulk response item: the operation's type (an ``index`` with ``op_type: create`` is a
     create)."""
@@ -334,8 +351,15 @@ def _not_an_alias(name: str) -> errors.EngineError:
 
 
 def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str, dict[str, Any], Any, int]]:
-    """(action, metadata, payload or the item's parse error, line number); malformed metadata fails the
-    request."""
+    """(action, metadata, payload or the item's parse error, line number), as OpenSearch's BulkRequestParser
+    reads them: ``lines`` is the body split on newlines, the last piece being what follows the final newline.
+
+    Malformed metadata fails the whole request before anything is written (OpenSearch parses the body at the
+    REST layer); a document that does not parse fails its own item only.
+    """
+    if lines[-1]:  # OpenSearch: every line, the last included, ends with a newline
+        raise errors.illegal_argument("The bulk request must be terminated by a newline [\\n]")
+    lines = lines[:-1]
     actions = []
     i = 0
     n = len(lines)
@@ -364,37 +388,164 @@ def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str
             raise errors.illegal_argument(
                 f"Malformed action/metadata line [{i}], expected END_OBJECT but found [FIELD_NAME]"
             )
-        action, meta = next(iter(header.items()))
+        action, given = next(iter(header.items()))
         if action not in WRITE_OPS:
             raise errors.illegal_argument(
                 f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] or "
                 "[update] but "
                 f"found [{action}]"
             )
-        if not isinstance(meta, dict):
-            raise errors.illegal_argument(f"Malformed action/metadata line [{i}], expected START_OBJECT")
+        if not isinstance(given, dict):
+            raise errors.illegal_argument(
+                f"Malformed action/metadata line [{i}], expected START_OBJECT or END_OBJECT but found "
+                f"[{_json_token(given)}]"
+            )
+        meta = _bulk_metadata(given, i, action)
         if meta.get("_index", default_index) is None:
             raise errors.validation("index is missing")
         payload: Any = None
         if action != "delete":
-            while i < n and not lines[i].strip():
-                i += 1
-            if i >= n:
-                raise errors.illegal_argument("The bulk request must be terminated by a newline [\\n]")
-            raw = lines[i]
+            if i >= n:  # OpenSearch drops a last action whose source line is missing
+                break
+            raw = lines[i].strip()
             i += 1
-            try:
-                payload = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                payload = errors.mapper_parsing(f"failed to parse: {exc}")
+            if raw:  # an empty source is refused by the item itself ("document is empty")
+                try:
+                    payload = orjson.loads(raw)
+                    check_json_depth(payload, "the document")
+                except orjson.JSONDecodeError as exc:
+                    payload = errors.mapper_parsing(f"failed to parse: {exc}")
+                except errors.EngineError as exc:
+                    payload = errors.mapper_parsing("failed to parse", caused_by=exc.cause())
             if (
                 action == "update"
+                and payload is not None
                 and not isinstance(payload, errors.EngineError)
                 and not isinstance(payload, dict)
             ):
                 payload = errors.mapper_parsing("failed to parse update request")
         actions.append((action, meta, payload, i))
     return actions
+
+
+# How BulkRequestParser reads each key of an action's metadata (any other key refuses the request).
+_META_TEXT = ("_index", "_id", "routing", "op_type", "pipeline", "version_type")
+_META_LONG = ("version", "if_seq_no", "if_primary_term")
+_VERSION_TYPES = {"internal": "internal", "external": "external", "external_gt": "external",
+                  "external_gte": "external_gte"}
+
+
+def _bulk_metadata(given: dict[str, Any], line: int, action: str) -> dict[str, Any]:
+    """An action's metadata with every value of the type OpenSearch reads it as (text for names, ids and
+    routing, longs for versions and sequence numbers), so that nothing but a string reaches the index as an
+    id or a routing value; the errors are those of BulkRequestParser, and fail the whole request."""
+    meta: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None:  # VALUE_NULL: the default stays, whatever the key
+            continue
+        if key == "_source":
+            meta[key] = _fetch_source(value)
+            continue
+        if isinstance(value, dict | list):
+            raise errors.illegal_argument(
+                f"Malformed action/metadata line [{line}], expected a simple value for field [{key}] but "
+                f"found [{_json_token(value)}]"
+            )
+        if key in _META_TEXT:
+            meta[key] = _json_text(value)
+        elif key in _META_LONG:
+            meta[key] = _json_integer(value, key, 64)
+        elif key == "retry_on_conflict":
+            meta[key] = _json_integer(value, key, 32)
+        elif key == "require_alias":
+            meta[key] = _json_boolean(value)
+        else:
+            raise errors.illegal_argument(
+                f"Action/metadata line [{line}] contains an unknown parameter [{key}]"
+            )
+    if "version_type" in meta:
+        version_type = _VERSION_TYPES.get(meta["version_type"])
+        if version_type is None:
+            raise errors.illegal_argument(f"No version type match [{meta['version_type']}]")
+        meta["version_type"] = version_type
+    if action == "index" and "op_type" in meta:
+        op_type = meta["op_type"].lower()
+        if op_type not in ("index", "create"):
+            raise errors.illegal_argument(f"opType must be 'create' or 'index', found: [{meta['op_type']}]")
+        meta["op_type"] = op_type
+    if action == "update" and (meta.get("version") is not None
+                               or meta.get("version_type", "internal") != "internal"):
+        raise errors.illegal_argument(
+            "Update requests do not support versioning. Please use `if_seq_no` and `if_primary_term` instead"
+        )
+    return meta
+
+
+def _json_text(value: Any) -> str:
+    """Jackson's ``text()`` of a scalar: strings as they are, numbers and booleans as written."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json_integer(value: Any, name: str, bits: int) -> int:
+    """XContentParser ``longValue()`` / ``intValue()`` with coercion: integral numbers, decimals truncated,
+    numeric strings; anything else or out of range is refused."""
+    number: Any = value
+    if isinstance(value, bool):
+        raise errors.illegal_argument(
+            f"Current token (VALUE_{str(value).upper()}) not numeric, can not use numeric value accessors "
+            f"for field [{name}]"
+        )
+    if isinstance(value, str):
+        try:
+            number = int(value.strip()) if re.fullmatch(r"\s*[+-]?\d+\s*", value) else float(value)
+        except ValueError:
+            raise errors.illegal_argument(f'For input string: "{value}"') from None
+    out_of_range = errors.illegal_argument(
+        f"Value [{value}] is out of range for a{'' if bits == 64 else 'n'} {'long' if bits == 64 else 'int'}"
+    )
+    if isinstance(number, float):
+        if not math.isfinite(number):
+            raise out_of_range
+        number = int(number)
+    if not -(2 ** (bits - 1)) <= number < 2 ** (bits - 1):
+        raise out_of_range
+    return int(number)
+
+
+def _json_boolean(value: Any) -> bool:
+    """XContentParser ``booleanValue()``: a JSON boolean or the strings ``true`` / ``false``."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise errors.illegal_argument(
+        f"Failed to parse value [{_json_text(value)}] as only [true] or [false] are allowed."
+    )
+
+
+def _fetch_source(value: Any) -> Any:
+    """A ``_source`` of an action's metadata as FetchSourceContext.fromXContent accepts it."""
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if isinstance(value, dict):
+        for key, part in value.items():
+            if key not in ("includes", "include", "excludes", "exclude"):
+                raise errors.parsing(f"Unknown key for a START_OBJECT in [{key}].")
+            if not isinstance(part, str) and not (
+                isinstance(part, list) and all(isinstance(v, str) for v in part)
+            ):
+                raise errors.parsing(f"Unknown key for a {_json_token(part)} in [{key}].")
+        return value
+    raise errors.parsing(
+        "Expected one of [VALUE_BOOLEAN, VALUE_STRING, START_ARRAY, START_OBJECT] but found "
+        f"[{_json_token(value)}]"
+    )
 
 
 def _json_token(value: Any) -> str:

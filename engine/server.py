@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import rest_admin, rest_docs, rest_search  # noqa: F401  (they register their routes)
+from .errors import EngineError
 from .filter_path import apply_filter_path
+from .limits import BodyReader, BodyTooLarge, max_content_length_from_env
 from .node import Node
 from .rest import Response, dispatch
 
@@ -26,8 +28,11 @@ REFRESH_TICK_S = 0.2
 class EngineApp:
     """ASGI application serving one :class:`Node`."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, max_content_length: int | None = None) -> None:
         self.node = node
+        self.max_content_length = (
+            max_content_length if max_content_length is not None else max_content_length_from_env()
+        )
         self._refresher: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -36,18 +41,23 @@ class EngineApp:
             return
         if scope["type"] != "http":
             return
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
         method = scope["method"]
         params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        response: Response | None = None
         try:
-            response = dispatch(self.node, method, scope["path"], params, body, headers)
+            body = await self._read_body(receive, headers)
+        except BodyTooLarge:
+            # As OpenSearch (Netty's HttpObjectAggregator) answers it: 413 with an empty body.  What the
+            # client still sends is discarded by the server without being buffered.
+            await send({"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        except EngineError as exc:  # a body that does not decode as its Content-Encoding says
+            body, response = b"", Response(exc.status, exc.to_body())
+        try:
+            if response is None:
+                response = dispatch(self.node, method, scope["path"], params, body, headers)
         except Exception as exc:  # a bug must answer 500, not drop the connection
             log.error("unhandled error on %s %s\n%s", method, scope["path"], traceback.format_exc())
             response = Response(500, {
@@ -76,6 +86,20 @@ class EngineApp:
         await send({"type": "http.response.start", "status": response.status, "headers": header_list})
         await send({"type": "http.response.body", "body": payload})
 
+    async def _read_body(self, receive: Any, headers: dict[str, str]) -> bytes:
+        """The request body, inflated, refused past ``http.max_content_length`` while it arrives (the
+        Content-Length header is checked first, so an announced oversized body is not read at all)."""
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_content_length:
+            raise BodyTooLarge()
+        reader = BodyReader(self.max_content_length, headers.pop("content-encoding", None))
+        while True:
+            message = await receive()
+            reader.feed(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        return reader.finish()
+
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
             message = await receive()
@@ -98,8 +122,10 @@ class EngineApp:
                 log.error("scheduled refresh failed\n%s", traceback.format_exc())
 
 
-def create_app(data_dir: str | Path | None) -> EngineApp:
-    return EngineApp(Node(data_dir))
+def create_app(data_dir: str | Path | None, max_content_length: int | None = None) -> EngineApp:
+    """The engine over ``data_dir``; ``max_content_length`` is OpenSearch's ``http.max_content_length`` in
+    bytes (default: ``NIRBRIDGE_ENGINE_MAX_CONTENT_LENGTH``, else 100mb)."""
+    return EngineApp(Node(data_dir), max_content_length)
 
 
 def serve(
@@ -111,11 +137,14 @@ def serve(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     users_file: str | None = None,
+    max_content_length: int | None = None,
 ) -> None:
     """Run the engine until interrupted (``nirbridge engine serve``).
 
     With `tls_cert` and `tls_key` (PEM) it speaks HTTPS only; with `users_file` every request needs HTTP basic
     credentials of a user in it (engine.security). Unusable files raise SecurityConfigError before it starts.
+    ``max_content_length`` is ``http.max_content_length`` in bytes (else NIRBRIDGE_ENGINE_MAX_CONTENT_LENGTH,
+    else 100mb).
     """
     import uvicorn
 
@@ -125,7 +154,7 @@ def serve(
         check_tls(tls_cert or "", tls_key or "")
     users = load_users(users_file) if users_file else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = create_app(data_dir)
+    engine = create_app(data_dir, max_content_length)
     app: Any = BasicAuth(engine, users) if users else engine
     # Indexing allocates many short-lived objects per document (tokens, term counts, bulk items) and the
     # engine keeps few reference cycles: with Python's default threshold (a young collection every 700

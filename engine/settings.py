@@ -22,6 +22,12 @@ STATIC = {
 STATIC_PREFIXES = ("index.analysis.",)
 # The k-NN plugin's dynamic integer index settings that take effect here, with their minimums.
 KNN_INT_SETTINGS = {"index.knn.algo_param.ef_search": 2, "index.knn.advanced.approximate_threshold": -1}
+# MapperService's dynamic mapping limits (Setting.longSetting): default and minimum.
+MAPPING_LIMITS = {
+    "index.mapping.total_fields.limit": (1000, 0),
+    "index.mapping.depth.limit": (20, 1),
+    "index.mapping.nested_objects.limit": (10000, 0),
+}
 # KNNSettings.INDEX_KNN_DEFAULT_BUILD_VECTOR_DATA_STRUCTURE_THRESHOLD
 KNN_DEFAULT_APPROXIMATE_THRESHOLD = 15_000
 GENERATED = ("index.uuid", "index.creation_date", "index.provided_name", "index.version.created")
@@ -43,8 +49,9 @@ def flatten(settings: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _int_setting(value: Any, key: str, minimum: int) -> int:
-    """OpenSearch's ``Setting.intSetting`` parse: an integer within [minimum, 2^31 - 1]."""
+def _int_setting(value: Any, key: str, minimum: int, bits: int = 32) -> int:
+    """OpenSearch's ``Setting.intSetting`` (``longSetting`` with ``bits=64``) parse: an integer within
+    [minimum, 2^(bits-1) - 1]."""
     try:
         number = int(str(value))
     except ValueError:
@@ -53,9 +60,9 @@ def _int_setting(value: Any, key: str, minimum: int) -> int:
         raise errors.illegal_argument(
             f"Failed to parse value [{value}] for setting [{key}] must be >= {minimum}"
         )
-    if number > 2**31 - 1:
+    if number > 2 ** (bits - 1) - 1:
         raise errors.illegal_argument(
-            f"Failed to parse value [{value}] for setting [{key}] must be <= {2**31 - 1}"
+            f"Failed to parse value [{value}] for setting [{key}] must be <= {2 ** (bits - 1) - 1}"
         )
     return number
 
@@ -121,6 +128,9 @@ def format_time_value(seconds: float) -> str:
 class IndexSettings:
     def __init__(self, flat: dict[str, Any]) -> None:
         self.flat = flat
+        # True only for the settings of an index being created: its mapping is then held to every rule
+        # (limits included) that a stored, recovering one is not re-checked against.
+        self.new_index = False
 
     @classmethod
     def create(cls, body: Any, name: str, uuid: str, created_ms: int) -> IndexSettings:
@@ -134,6 +144,7 @@ class IndexSettings:
         })
         settings = cls(merged)
         settings.validate()
+        settings.new_index = True
         return settings
 
     def validate(self) -> None:
@@ -159,6 +170,9 @@ class IndexSettings:
         for key, minimum in KNN_INT_SETTINGS.items():  # the k-NN plugin's Setting.intSetting bounds
             if key in self.flat:
                 _int_setting(self.flat[key], key, minimum)
+        for key, (_, minimum) in MAPPING_LIMITS.items():
+            if key in self.flat:
+                _int_setting(self.flat[key], key, minimum, bits=64)
 
     def update(self, body: Any, index_open: bool = True) -> None:
         flat = {k: _as_setting_value(v) for k, v in flatten(body or {}).items()}
@@ -202,9 +216,25 @@ class IndexSettings:
     def max_result_window(self) -> int:
         return int(self.flat.get("index.max_result_window", 10000))
 
+    def _limit(self, key: str) -> int:
+        try:
+            return int(self.flat.get(key, MAPPING_LIMITS[key][0]))
+        except (TypeError, ValueError):  # stored before it was validated: the default applies
+            return MAPPING_LIMITS[key][0]
+
     @property
     def nested_objects_limit(self) -> int:
-        return int(self.flat.get("index.mapping.nested_objects.limit", 10000))
+        return self._limit("index.mapping.nested_objects.limit")
+
+    @property
+    def total_fields_limit(self) -> int:
+        """``index.mapping.total_fields.limit``: object and leaf fields (multi-fields included), 1000."""
+        return self._limit("index.mapping.total_fields.limit")
+
+    @property
+    def depth_limit(self) -> int:
+        """``index.mapping.depth.limit``: an object at ``a.b`` has depth 3 (the root is 1), 20."""
+        return self._limit("index.mapping.depth.limit")
 
     @property
     def knn(self) -> bool:
