@@ -13,8 +13,10 @@ factory below names the OpenSearch exception type it imitates and the status Ope
       x_content_parse_exception,
             resource_already_exists_exception, action_request_validation_exception, search_context_missing
             (404)
+      (400) invalid_alias_name_exception
       (404) index_not_found_exception, document_missing_exception, resource_not_found_exception
       (409) version_conflict_engine_exception
+      (503) no_shard_available_action_exception (a quarantined index)
 """
 
 from __future__ import annotations
@@ -56,6 +58,27 @@ def index_already_exists(index: str, uuid: str) -> EngineError:
         400,
         "resource_already_exists_exception",
         f"index [{index}/{uuid}] already exists",
+        index=index,
+        index_uuid=uuid,
+    )
+
+
+def invalid_alias_name(alias: str) -> EngineError:
+    return EngineError(
+        400,
+        "invalid_alias_name_exception",
+        f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias",
+    )
+
+
+def index_quarantined(index: str, uuid: str, reason: str) -> EngineError:
+    """An index whose recovery failed at start (node.py): red, as an OpenSearch index whose primary cannot
+    be assigned, whose shard requests fail with 503 ``no_shard_available_action_exception``."""
+    return EngineError(
+        503,
+        "no_shard_available_action_exception",
+        f"[{index}][0] the index is quarantined: its recovery failed ({reason}); "
+        "GET _cluster/health says why, DELETE the index to drop it",
         index=index,
         index_uuid=uuid,
     )

@@ -2,16 +2,26 @@
 
 All state is touched from one thread (the server's event loop), like a single-shard OpenSearch node whose
 operations are serialised; that keeps every structure lock-free.
+
+Metadata (which indices exist, their settings, mappings, aliases, the persistent cluster settings) is
+committed as one file (state.py): a change is made in memory inside :meth:`Node.metadata_change` and
+committed once when the block ends, so a crash keeps all of it or none of it. At start each index is
+recovered on its own: one that fails is quarantined (kept in the metadata, reported red, refused by name),
+and the others start.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import fnmatch
 import logging
 import os
 import secrets
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +31,8 @@ from .index import Index
 from .mapping import Mapping
 from .searcher import Searcher
 from .settings import IndexSettings, format_time_value, parse_time_value
-from .store import IndexFiles, Translog, index_dirs
+from .state import MAX_TOMBSTONES, Metadata, MetadataStore
+from .store import IndexFiles, Translog, crash_point
 
 log = logging.getLogger("nirbridge.engine")
 
@@ -40,10 +51,40 @@ class SearchContext:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class QuarantinedIndex:
+    """An index whose recovery failed: its committed metadata is kept as it was (so nothing is lost and its
+    name stays taken), its folder is left untouched, and it is reported red until it is deleted."""
+
+    name: str
+    meta: dict[str, Any]
+    reason: str
+
+    @property
+    def uuid(self) -> str:
+        return str(self.meta.get("uuid", "_na_"))
+
+    @property
+    def aliases(self) -> dict[str, Any]:
+        aliases = self.meta.get("aliases")
+        return aliases if isinstance(aliases, dict) else {}
+
+    def setting(self, key: str, default: int) -> int:
+        try:
+            return int((self.meta.get("settings") or {}).get(key, default))
+        except (TypeError, ValueError):
+            return default
+
+
 class Node:
     def __init__(self, data_dir: str | Path | None) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.indices: dict[str, Index] = {}
+        self.quarantined: dict[str, QuarantinedIndex] = {}
+        self.tombstones: list[dict[str, Any]] = []
+        self._store: MetadataStore | None = None
+        self._changing = False  # inside metadata_change: commits wait for the end of the block
+        self._detached: list[tuple[str, Index | None]] = []  # deleted in this block: (uuid, index)
         self.scrolls: dict[str, SearchContext] = {}
         self.pits: dict[str, SearchContext] = {}
         self.cluster_settings: dict[str, dict[str, Any]] = {"persistent": {}, "transient": {}}
@@ -56,25 +97,44 @@ class Node:
     # ----- recovery -----------------------------------------------------------------------------------------
     def _recover(self) -> None:
         assert self.data_dir is not None
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        uuid_file = self.data_dir / "cluster_uuid"
-        if uuid_file.exists():
-            self.cluster_uuid = uuid_file.read_text().strip()
-        else:
-            uuid_file.write_text(self.cluster_uuid)
-        for directory in index_dirs(self.data_dir):
-            files = IndexFiles(directory)
-            meta = files.read_meta()
-            index = Index(
-                meta["name"],
-                IndexSettings(meta["settings"]),
-                meta["mappings"],
-                meta.get("aliases"),
-                files,
-                uuid=meta["uuid"],
-            )
-            index.closed = bool(meta.get("closed", False))
-            ops = 0
+        self._store = MetadataStore(self.data_dir)
+        metadata = self._store.load()
+        self.cluster_uuid = metadata.cluster_uuid
+        self.cluster_settings["persistent"] = dict(metadata.persistent)
+        self.tombstones = list(metadata.tombstones)
+        self._store.clean(metadata)
+        changed = metadata.generation == 0  # a new or migrated data directory: commit its first state
+        for name, meta in metadata.indices.items():
+            try:
+                index, mapping_grew = self._recover_index(name, copy.deepcopy(meta))
+            except Exception as exc:  # one index that cannot start must not keep the others down
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("index [%s] (%s) is quarantined, its recovery failed: %s\n%s", name,
+                          meta.get("uuid"), reason, traceback.format_exc())
+                self.quarantined[name] = QuarantinedIndex(name, meta, reason)
+                continue
+            self.indices[name] = index
+            changed |= mapping_grew
+        if changed:
+            self._commit()
+
+    def _recover_index(self, name: str, meta: dict[str, Any]) -> tuple[Index, bool]:
+        """The index rebuilt from its committed metadata and its translog; whether replay grew its mapping."""
+        assert self.data_dir is not None
+        files = IndexFiles(self.data_dir / "indices" / meta["uuid"], self._index_meta_changed)
+        if not files.directory.is_dir():
+            raise FileNotFoundError(f"its folder {files.directory} is missing")
+        index = Index(
+            name,
+            IndexSettings(meta["settings"]),
+            meta["mappings"],
+            meta.get("aliases"),
+            files,
+            uuid=meta["uuid"],
+        )
+        index.closed = bool(meta.get("closed", False))
+        ops = 0
+        try:
             for op in Translog.replay(files.translog_path):
                 index.replay(op)
                 ops += 1
@@ -83,18 +143,92 @@ class Node:
             index.translog.operations = ops
             if ops > 2 * len(index.docs) + 1000:
                 index.translog.rewrite(iter(index.live_operations()))
-            if index.mapping.to_json() != meta["mappings"]:
-                index.persist_meta()
-            self.indices[index.name] = index
-            log.info(
-                "recovered index [%s]: %d documents from %d operations", index.name, index.doc_count(), ops
-            )
+        except BaseException:
+            if index.translog is not None:
+                index.translog.close()
+            raise
+        skipped = len(getattr(index, "quarantined_ops", None) or ())
+        log.info("recovered index [%s]: %d documents from %d operations%s", name, index.doc_count(), ops,
+                 f", {skipped} quarantined" if skipped else "")
+        return index, index.mapping.to_json() != meta["mappings"]
+
+    # ----- committing metadata ------------------------------------------------------------------------------
+    def metadata(self) -> Metadata:
+        """The node's metadata as it is in memory (what the next commit writes)."""
+        indices = {name: q.meta for name, q in self.quarantined.items()}
+        for name, index in self.indices.items():
+            indices[name] = {k: v for k, v in index.meta().items() if k != "name"}
+        return Metadata(
+            self.cluster_uuid,
+            dict(sorted(indices.items())),
+            dict(self.cluster_settings["persistent"]),
+            self.tombstones[-MAX_TOMBSTONES:],
+        )
+
+    def _commit(self) -> None:
+        if self._store is not None and not self._changing:
+            self._store.commit(self.metadata())
+
+    def _index_meta_changed(self, meta: dict[str, Any]) -> None:
+        """An index's own metadata changed (a dynamic mapping update while indexing): commit it."""
+        self._commit()
+
+    @contextmanager
+    def metadata_change(self) -> Iterator[None]:
+        """Make the metadata changes of the block one commit: a crash keeps all of them or none. An error in
+        the block, or a commit that fails, puts back what the block changed in memory (aliases, settings,
+        open/closed, which indices exist, cluster settings; a merged mapping stays, which put_mapping
+        validates before it changes anything). Blocks nest; the outermost commits."""
+        if self._changing:
+            yield
+            return
+        snapshot = self._snapshot()
+        self._changing = True
+        try:
+            yield
+            self._changing = False
+            self._commit()
+        except BaseException:
+            self._changing = False
+            self._restore(snapshot)
+            raise
+        detached, self._detached = self._detached, []
+        for uuid, index in detached:  # the deletion is committed: now their files may go
+            if index is not None and index.translog is not None:
+                index.translog.close()
+            if self.data_dir is not None:
+                IndexFiles(self.data_dir / "indices" / uuid).destroy()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "indices": dict(self.indices),
+            "quarantined": dict(self.quarantined),
+            "aliases": {name: copy.deepcopy(i.aliases) for name, i in self.indices.items()},
+            "closed": {name: i.closed for name, i in self.indices.items()},
+            "settings": {name: i.settings.flat for name, i in self.indices.items()},
+            "cluster_settings": copy.deepcopy(self.cluster_settings),
+            "tombstones": list(self.tombstones),
+        }
+
+    def _restore(self, snapshot: dict[str, Any]) -> None:
+        self.indices.clear()
+        self.indices.update(snapshot["indices"])
+        self.quarantined.clear()
+        self.quarantined.update(snapshot["quarantined"])
+        for name, index in self.indices.items():
+            index.aliases = snapshot["aliases"][name]
+            index.closed = snapshot["closed"][name]
+            index.settings.flat = snapshot["settings"][name]  # IndexSettings.update replaces, never mutates
+        self.cluster_settings = snapshot["cluster_settings"]
+        self.tombstones = snapshot["tombstones"]
+        self._detached = []
 
     # ----- index lifecycle ----------------------------------------------------------------------------------
     def create_index(self, name: str, body: dict[str, Any] | None) -> Index:
         _validate_index_name(name)
-        if name in self.indices:
-            raise errors.index_already_exists(name, self.indices[name].uuid)
+        if name in self.indices or name in self.quarantined:
+            existing = self.indices.get(name) or self.quarantined[name]
+            raise errors.index_already_exists(name, existing.uuid)
         if name in self.alias_names():
             raise errors.EngineError(
                 400,
@@ -112,32 +246,65 @@ class Node:
         settings = IndexSettings.create(body.get("settings"), name, uuid, int(time.time() * 1000))
         mappings = body.get("mappings") or {}
         aliases = {alias: alias_metadata(spec) for alias, spec in (body.get("aliases") or {}).items()}
+        for alias in aliases:
+            if alias == name or alias in self.index_names():
+                raise errors.invalid_alias_name(alias)
         files = None
         if self.data_dir is not None:
-            files = IndexFiles(self.data_dir / "indices" / uuid)
+            files = IndexFiles(self.data_dir / "indices" / uuid, self._index_meta_changed)
         index = Index(name, settings, mappings, aliases, files, uuid=uuid)  # validates the mapping
+        with self.metadata_change():
+            if files is not None:
+                files.create()  # an empty folder: until the commit names it, a start removes it
+                crash_point("create_index.before_commit")
+            self.indices[name] = index
         if files is not None:
-            files.create()
-            index.persist_meta()
             index.translog = files.open_translog()
-        self.indices[name] = index
         return index
 
     def delete_index(self, name: str) -> None:
-        index = self.indices.pop(name)
-        if index.translog is not None:
-            index.translog.close()
-        if index.files is not None:
-            index.files.destroy()
+        """Delete an index (or a quarantined one): the metadata without it is committed first (with a
+        tombstone), then its folder is renamed ``.deleted-<uuid>`` and removed (see metadata_change)."""
+        with self.metadata_change():
+            if name in self.quarantined:
+                uuid, index = self.quarantined.pop(name).uuid, None
+            else:
+                index = self.indices.pop(name)
+                uuid = index.uuid
+            self._detached.append((uuid, index))
+            self.tombstones.append({"name": name, "uuid": uuid, "deleted_ms": int(time.time() * 1000)})
+            del self.tombstones[:-MAX_TOMBSTONES]
 
     # ----- name resolution ----------------------------------------------------------------------------------
     def alias_names(self) -> set[str]:
-        return {alias for index in self.indices.values() for alias in index.aliases}
+        live = {alias for index in self.indices.values() for alias in index.aliases}
+        return live | {alias for q in self.quarantined.values() for alias in q.aliases}
+
+    def index_names(self) -> set[str]:
+        """Every index name that is taken, the quarantined ones included."""
+        return set(self.indices) | set(self.quarantined)
+
+    def quarantined_matching(self, expression: str | None) -> list[QuarantinedIndex]:
+        """The quarantined indices an index expression names (by name or wildcard; ``_all``)."""
+        if expression in (None, "", "_all", "*"):
+            return sorted(self.quarantined.values(), key=lambda q: q.name)
+        parts = [p.strip() for p in expression.split(",") if p.strip() and not p.strip().startswith("-")]
+        return sorted(
+            (q for q in self.quarantined.values() if any(fnmatch.fnmatchcase(q.name, p) for p in parts)),
+            key=lambda q: q.name,
+        )
+
+    def _refuse_quarantined(self, name: str) -> None:
+        quarantined = self.quarantined.get(name)
+        if quarantined is not None:
+            raise errors.index_quarantined(name, quarantined.uuid, quarantined.reason)
 
     def resolve(self, expression: str | None, ignore_unavailable: bool = False, allow_no_indices: bool = True,
-                include_closed: bool = False, expand_wildcards: str = "open") -> list[Index]:
+                include_closed: bool = False, expand_wildcards: str = "open",
+                skip_quarantined: bool = False) -> list[Index]:
         """Indices named by an OpenSearch index expression: names, aliases, wildcards, ``_all``,
-        ``-exclusions``."""
+        ``-exclusions``. Wildcards pass over quarantined indices; naming one is an error unless
+        ``skip_quarantined``."""
         if expression in (None, "", "_all", "*"):
             return sorted((i for i in self.indices.values() if include_closed or not i.closed or
                            "closed" in expand_wildcards or expand_wildcards == "all"), key=lambda i: i.name)
@@ -167,6 +334,10 @@ class Node:
             if part in self.indices:
                 selected[part] = self.indices[part]
                 continue
+            if part in self.quarantined:
+                if not skip_quarantined:
+                    self._refuse_quarantined(part)
+                continue
             aliased = [i for i in self.indices.values() if part in i.aliases]
             if aliased:
                 for index in aliased:
@@ -183,6 +354,7 @@ class Node:
         (auto_create_index)."""
         if name in self.indices:
             return self.indices[name]
+        self._refuse_quarantined(name)  # never auto-create a second index under a quarantined one's name
         aliased = [i for i in self.indices.values() if name in i.aliases]
         if aliased:
             if len(aliased) == 1:

@@ -10,7 +10,7 @@ from typing import Any
 from . import errors
 from .index import Index
 from .mapping import is_typed_mapping
-from .node import Node, alias_metadata
+from .node import Node, QuarantinedIndex, alias_metadata
 from .rest import Request, Response, deprecation_warning, ok, param_list, route
 from .settings import flatten, nest
 from .values import format_date
@@ -56,12 +56,14 @@ HEALTH_STATUSES = ("green", "yellow", "red")
 @route("/_cluster/health", "/_cluster/health/{index}")
 def health(node: Node, request: Request) -> Response:
     expression = request.parts.get("index")
-    indices = node.resolve(expression, ignore_unavailable=False, include_closed=True,
-                           expand_wildcards="all") if expression else list(node.indices.values())
+    indices = node.resolve(expression, include_closed=True, expand_wildcards="all",
+                           skip_quarantined=True) if expression else list(node.indices.values())
+    red = node.quarantined_matching(expression)
     shards = sum(i.settings.number_of_shards for i in indices)
     unassigned = sum(i.settings.number_of_shards * i.settings.number_of_replicas for i in indices)
+    unassigned += sum(_red_shards(q) * (1 + _red_replicas(q)) for q in red)  # no copy of them is active
     statuses = [_index_health(i) for i in indices]
-    status = "yellow" if "yellow" in statuses else "green"
+    status = "red" if red else "yellow" if "yellow" in statuses else "green"
     wait = request.params.get("wait_for_status")
     if wait is not None and wait not in HEALTH_STATUSES:
         raise errors.illegal_argument(f"unknown cluster health status [{wait}]")
@@ -84,8 +86,12 @@ def health(node: Node, request: Request) -> Response:
         "number_of_pending_tasks": 0,
         "number_of_in_flight_fetch": 0,
         "task_max_waiting_in_queue_millis": 0,
-        "active_shards_percent_as_number": 100.0 if not shards else 100.0 * shards / (shards + unassigned),
+        "active_shards_percent_as_number": 100.0 if not shards + unassigned else
+        100.0 * shards / (shards + unassigned),
     }
+    report = _quarantine_report(node, red, indices)
+    if report:
+        body["nirbridge"] = report
     level = request.params.get("level", "cluster")
     if level in ("indices", "shards"):
         body["indices"] = {}
@@ -108,7 +114,41 @@ def health(node: Node, request: Request) -> Response:
                     for s in range(index.settings.number_of_shards)
                 }
             body["indices"][index.name] = entry
+        for q in red:
+            shards_of = _red_shards(q)
+            body["indices"][q.name] = {
+                "status": "red",
+                "number_of_shards": shards_of,
+                "number_of_replicas": _red_replicas(q),
+                "active_primary_shards": 0,
+                "active_shards": 0,
+                "relocating_shards": 0,
+                "initializing_shards": 0,
+                "unassigned_shards": shards_of * (1 + _red_replicas(q)),
+            }
+        body["indices"] = dict(sorted(body["indices"].items()))
     return Response(408 if timed_out else 200, body)
+
+
+def _red_shards(index: QuarantinedIndex) -> int:
+    return index.setting("index.number_of_shards", 1)
+
+
+def _red_replicas(index: QuarantinedIndex) -> int:
+    return index.setting("index.number_of_replicas", 1)
+
+
+def _quarantine_report(node: Node, red: list[QuarantinedIndex], indices: list[Index]) -> dict[str, Any]:
+    """What recovery set aside (node.py and index.py): indices that could not start, each with its reason,
+    and the number of operations skipped in the indices that did. Empty when there is nothing to say."""
+    report: dict[str, Any] = {}
+    if red:
+        report["quarantined_indices"] = {q.name: {"uuid": q.uuid, "reason": q.reason} for q in red}
+    skipped = {i.name: len(getattr(i, "quarantined_ops", None) or ()) for i in indices}
+    skipped = {name: count for name, count in skipped.items() if count}
+    if skipped:
+        report["quarantined_operations"] = skipped
+    return report
 
 
 # _cat/indices columns as RestIndicesAction declares them: name, aliases, right-aligned, shown by default.
@@ -134,7 +174,7 @@ def cat_indices(node: Node, request: Request) -> Response:
     if health_filter is not None and health_filter not in HEALTH_STATUSES:
         raise errors.illegal_argument(f"unknown cluster health status [{health_filter}]")
     expression = request.parts.get("index")
-    indices = node.resolve(expression, include_closed=True, expand_wildcards="all")
+    indices = node.resolve(expression, include_closed=True, expand_wildcards="all", skip_quarantined=True)
     rows = []
     for index in indices:
         size = _store_size(index) if not index.closed else None
@@ -157,6 +197,22 @@ def cat_indices(node: Node, request: Request) -> Response:
                 "pri.store.size": None if size is None else _byte_size(size),
             }
         )
+    for q in node.quarantined_matching(expression):  # red, as an index whose primary is unassigned
+        created = q.setting("index.creation_date", 0)
+        rows.append({
+            "health": "red",
+            "status": "close" if q.meta.get("closed") else "open",
+            "index": q.name,
+            "uuid": q.uuid,
+            "pri": str(_red_shards(q)),
+            "rep": str(_red_replicas(q)),
+            "docs.count": None,
+            "docs.deleted": None,
+            "creation.date": str(created),
+            "creation.date.string": format_date(created),
+            "store.size": None,
+            "pri.store.size": None,
+        })
     if health_filter:
         rows = [r for r in rows if r["health"] == health_filter]
     return _cat(rows, request, CAT_INDICES_COLUMNS)
@@ -252,16 +308,17 @@ def create_index(node: Node, request: Request) -> Response:
 def delete_index(node: Node, request: Request) -> Response:
     expression = request.parts["index"]
     indices = node.resolve(expression, ignore_unavailable=request.params.get("ignore_unavailable") == "true",
-                           include_closed=True, expand_wildcards="all")
+                           include_closed=True, expand_wildcards="all", skip_quarantined=True)
     for part in expression.split(","):
-        if part in node.alias_names() and part not in node.indices:
+        if part in node.alias_names() and part not in node.index_names():
             raise errors.illegal_argument(
                 f"The provided expression [{part}] matches an alias, specify the corresponding concrete "
                 "indices "
                 f"instead."
             )
-    for index in indices:
-        node.delete_index(index.name)
+    with node.metadata_change():  # DELETE a,b: one commit
+        for name in [i.name for i in indices] + [q.name for q in node.quarantined_matching(expression)]:
+            node.delete_index(name)
     return ok()
 
 
@@ -291,10 +348,10 @@ def get_index(node: Node, request: Request) -> Response:
 @route("/{index}/_close", methods=("POST",))
 def close_index(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
-    for index in indices:
-        index.refresh()
-        index.closed = True
-        index.persist_meta()
+    with node.metadata_change():
+        for index in indices:
+            index.refresh()
+            index.closed = True
     return Response(200, {"acknowledged": True, "shards_acknowledged": True,
                           "indices": {i.name: {"closed": True} for i in indices}})
 
@@ -302,9 +359,9 @@ def close_index(node: Node, request: Request) -> Response:
 @route("/{index}/_open", methods=("POST",))
 def open_index(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
-    for index in indices:
-        index.closed = False
-        index.persist_meta()
+    with node.metadata_change():
+        for index in indices:
+            index.closed = False
     return Response(200, {"acknowledged": True, "shards_acknowledged": True})
 
 
@@ -358,9 +415,9 @@ def put_mapping(node: Node, request: Request) -> Response:
     for index in indices:
         trial = copy.deepcopy(index.mapping)
         trial.merge(body)
-    for index in indices:
-        if index.mapping.merge(body):
-            index.persist_meta()
+    with node.metadata_change():
+        for index in indices:
+            index.mapping.merge(body)
     return ok()
 
 
@@ -395,13 +452,12 @@ def put_settings(node: Node, request: Request) -> Response:
         body = body["settings"]
     indices = node.resolve(request.parts.get("index"), include_closed=True, expand_wildcards="all")
     preserve = request.flag("preserve_existing")
-    for index in indices:
-        update = body
-        if preserve:
-            update = {k: v for k, v in flatten(body).items() if k not in index.settings.flat}
-        index.settings.update(update, index_open=not index.closed)
-    for index in indices:
-        index.persist_meta()
+    with node.metadata_change():  # one index refusing the update leaves every one as it was
+        for index in indices:
+            update = body
+            if preserve:
+                update = {k: v for k, v in flatten(body).items() if k not in index.settings.flat}
+            index.settings.update(update, index_open=not index.closed)
     return ok()
 
 
@@ -415,6 +471,12 @@ def get_cluster_settings(node: Node, request: Request) -> Response:
 def put_cluster_settings(node: Node, request: Request) -> Response:
     body = request.json(required=True) or {}
     out: dict[str, Any] = {"acknowledged": True}
+    with node.metadata_change():  # the persistent ones are committed; the transient ones live in memory
+        _apply_cluster_settings(node, body, out)
+    return Response(200, out)
+
+
+def _apply_cluster_settings(node: Node, body: dict[str, Any], out: dict[str, Any]) -> None:
     for scope in ("persistent", "transient"):
         flat: dict[str, Any] = {}
         for key, value in (body.get(scope) or {}).items():
@@ -433,7 +495,6 @@ def put_cluster_settings(node: Node, request: Request) -> Response:
         out[scope] = nest(
             {k: node.cluster_settings[scope][k] for k in flat if k in node.cluster_settings[scope]}
         )
-    return Response(200, out)
 
 
 def _flatten_plain(value: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -453,17 +514,12 @@ def _flatten_plain(value: dict[str, Any], prefix: str) -> dict[str, Any]:
 def put_alias(node: Node, request: Request) -> Response:
     body = request.json() or {}
     indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
-    for name in param_list(request.parts["name"]):
-        if name in node.indices:
-            raise errors.EngineError(
-                400,
-                "invalid_alias_name_exception",
-                f"Invalid alias name [{name}]: an index or data stream exists with the same "
-                f"name as the alias",
-            )
-        for index in indices:
-            index.aliases[name] = alias_metadata(body)
-            index.persist_meta()
+    with node.metadata_change():
+        for name in param_list(request.parts["name"]):
+            if name in node.index_names():
+                raise errors.invalid_alias_name(name)
+            for index in indices:
+                index.aliases[name] = alias_metadata(body)
     return ok()
 
 
@@ -472,12 +528,12 @@ def delete_alias(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts["index"], include_closed=True, expand_wildcards="all")
     names = param_list(request.parts["name"])
     removed = False
-    for index in indices:
-        for name in list(index.aliases):
-            if name in names or "_all" in names or "*" in names:
-                del index.aliases[name]
-                removed = True
-                index.persist_meta()
+    with node.metadata_change():
+        for index in indices:
+            for name in list(index.aliases):
+                if name in names or "_all" in names or "*" in names:
+                    del index.aliases[name]
+                    removed = True
     if not removed:
         raise errors.EngineError(404, "aliases_not_found_exception", f"aliases [{','.join(names)}] missing",
                                  **{"resource.type": "aliases", "resource.id": ",".join(names)})
@@ -547,15 +603,20 @@ def update_aliases(node: Node, request: Request) -> Response:
                                 404, "aliases_not_found_exception", f"aliases [{alias}] missing"
                             )
                     planned.append((kind, index, alias, alias_metadata(spec) if kind == "add" else {}))
-    for kind, index, alias, extra in planned:
-        if kind == "add":
-            index.aliases[alias] = extra  # type: ignore[index]
-        elif kind == "remove":
-            index.aliases.pop(alias, None)  # type: ignore[arg-type]
-        elif index.name in node.indices:
-            node.delete_index(index.name)
-            continue
-        index.persist_meta()
+    removed = {index.name for kind, index, _, _ in planned if kind == "remove_index"}
+    for kind, _, alias, _ in planned:
+        if kind == "add" and alias in node.index_names() - removed:
+            raise errors.invalid_alias_name(alias)  # type: ignore[arg-type]
+    # Every action in one commit: a crash leaves the aliases (and indices) of before or of after, never
+    # an alias on no index, nor an alias and an index of one name (the migration's swap).
+    with node.metadata_change():
+        for kind, index, alias, extra in planned:
+            if kind == "add":
+                index.aliases[alias] = extra  # type: ignore[index]
+            elif kind == "remove":
+                index.aliases.pop(alias, None)  # type: ignore[arg-type]
+            elif index.name in node.indices:
+                node.delete_index(index.name)
     return ok()
 
 
