@@ -13,25 +13,61 @@ everything (there are no roles).
 A request without credentials, or with wrong ones, gets what the plugin's HTTPBasicAuthenticator answers:
 401, `WWW-Authenticate: Basic realm="OpenSearch Security"` and the text body `Unauthorized` (restored in
 opensearch-project/security#4233 after 2.11 had sent none).
+
+bcrypt is slow on purpose (about 0.25 s at cost 12) and the engine serves every request on one event loop, so
+:class:`BasicAuth` keeps wrong passwords from costing anyone else anything (issue 13):
+
+- bcrypt runs in a small thread pool, off the loop (the bcrypt package releases the GIL while hashing);
+- an unknown user is checked against a dummy hash of the users' cost, so a wrong password takes as long for
+  a name that exists as for one that does not (no user enumeration by timing);
+- a success is remembered, as the plugin caches authenticated users, by an HMAC of user and password under a
+  key drawn at start (never the password itself), in a bounded LRU; concurrent requests with the same
+  credentials share one check;
+- failures are limited per client address, as the plugin's `auth_failure_listeners` of type `ip` do
+  (`allowed_tries`, `time_window_seconds`, `block_expiry_seconds`, `max_tracked_clients`): after 10 within
+  60 s the address is answered 401 at once, without bcrypt, for 60 s. Credentials that passed before still
+  pass (the cache is asked first); new ones from that address wait for the block to end;
+- at most `max_pending` checks wait for the pool; past that the answer is 429 at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
+import logging
+import os
+import secrets
 import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bcrypt
+import orjson
 import yaml
 
-__all__ = ["BasicAuth", "SecurityConfigError", "check_tls", "hash_password", "load_users"]
+from . import errors
+
+__all__ = ["BasicAuth", "FailureLimiter", "SecurityConfigError", "check_tls", "hash_password", "load_users"]
+
+log = logging.getLogger("nirbridge.engine")
 
 CHALLENGE = b'Basic realm="OpenSearch Security"'
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
-MAX_CACHED = 1024
+MAX_CACHED = 1024  # credentials remembered after a success
+ALLOWED_TRIES = 10  # failures per client address within WINDOW_S before it is blocked
+WINDOW_S = 60.0
+BLOCK_S = 60.0
+MAX_TRACKED_CLIENTS = 10_000
+MAX_PENDING = 32  # bcrypt checks waiting for the pool
+DEFAULT_COST = 12
 
 
 class SecurityConfigError(ValueError):
@@ -101,49 +137,177 @@ def _credentials(header: bytes) -> tuple[str, bytes] | None:
     return user.decode("utf-8", "replace"), password
 
 
+@dataclass
+class _Failures:
+    window_start: float
+    count: int = 0  # failed and in-flight attempts in the window
+    blocked_until: float = 0.0
+
+
+class FailureLimiter:
+    """Authentication attempts per client (an address), in fixed windows, in bounded memory.
+
+    An attempt is charged before its check runs (so concurrent guesses count too) and refunded if it
+    succeeds. A client with ``allowed_tries`` charged attempts in the current ``window_s`` is blocked; one
+    that reached it with failures stays blocked ``block_s`` seconds. At most ``max_tracked`` clients are
+    remembered, the least recently charged forgotten first.
+    """
+
+    def __init__(self, allowed_tries: int = ALLOWED_TRIES, window_s: float = WINDOW_S,
+                 block_s: float = BLOCK_S, max_tracked: int = MAX_TRACKED_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.allowed_tries = allowed_tries
+        self.window_s = window_s
+        self.block_s = block_s
+        self.max_tracked = max_tracked
+        self.clock = clock
+        self._clients: OrderedDict[str, _Failures] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def blocked(self, client: str) -> bool:
+        entry = self._clients.get(client)
+        if entry is None:
+            return False
+        now = self.clock()
+        if entry.blocked_until > now:
+            return True
+        return now - entry.window_start < self.window_s and entry.count >= self.allowed_tries
+
+    def charge(self, client: str) -> None:
+        now = self.clock()
+        entry = self._clients.get(client)
+        if entry is None or now - entry.window_start >= self.window_s:
+            entry = _Failures(now, 0, entry.blocked_until if entry is not None else 0.0)
+        entry.count += 1
+        self._clients[client] = entry
+        self._clients.move_to_end(client)
+        while len(self._clients) > self.max_tracked:
+            self._clients.popitem(last=False)
+
+    def failed(self, client: str) -> None:
+        entry = self._clients.get(client)
+        if entry is not None and entry.count >= self.allowed_tries:
+            entry.blocked_until = self.clock() + self.block_s
+
+    def refund(self, client: str) -> None:
+        entry = self._clients.get(client)
+        if entry is not None and entry.count > 0:
+            entry.count -= 1
+
+
+def _cost(hashed: bytes) -> int:
+    """The cost (log2 rounds) of a bcrypt hash: ``$2b$12$...`` -> 12."""
+    try:
+        return int(hashed[4:6])
+    except ValueError:
+        return DEFAULT_COST
+
+
+def _check_password(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # a hash bcrypt cannot read (load_users checks only its prefix): no match
+        return False
+
+
 class BasicAuth:
     """ASGI middleware: HTTP requests pass only with the Basic credentials of a user in `users`.
 
-    bcrypt is slow on purpose (about 0.25 s at cost 12), and the engine serves one request at a time, so a
-    header that passed once is remembered by its SHA-256 (never in plain text), as the security plugin caches
-    authenticated users. Failures are never cached: each wrong guess costs a full bcrypt check.
+    See the module's docstring for what a wrong password costs: bcrypt in ``workers`` threads off the event
+    loop, the same work for unknown users, an HMAC-keyed LRU of ``max_cached`` successes, a
+    :class:`FailureLimiter` per client address, and 429 past ``max_pending`` waiting checks.
     """
 
-    def __init__(self, app: Any, users: dict[str, bytes]) -> None:
+    def __init__(self, app: Any, users: dict[str, bytes], *, workers: int | None = None,
+                 max_cached: int = MAX_CACHED, max_pending: int = MAX_PENDING,
+                 limiter: FailureLimiter | None = None) -> None:
         self.app = app
         self.users = users
-        self._passed: set[bytes] = set()
+        self.max_cached = max_cached
+        self.max_pending = max_pending
+        self.limiter = limiter if limiter is not None else FailureLimiter()
+        self._key = secrets.token_bytes(32)  # the cache's keys mean nothing outside this process
+        self._passed: OrderedDict[bytes, None] = OrderedDict()
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
+        cost = max((_cost(h) for h in users.values()), default=DEFAULT_COST)
+        # what an unknown user's password is checked against: the same work as a known user's
+        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=min(max(cost, 4), 31)))
+        self._pool = ThreadPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1),
+                                        thread_name_prefix="nirbridge-bcrypt")
 
-    def authenticated(self, header: bytes | None) -> bool:
+    async def verdict(self, header: bytes | None, client: str) -> int:
+        """200 to let the request through, 401 or 429 to answer it."""
         if not header:
-            return False
-        digest = hashlib.sha256(header).digest()
-        if digest in self._passed:
-            return True
+            return 401
         credentials = _credentials(header)
         if credentials is None:
-            return False
-        hashed = self.users.get(credentials[0])
-        if hashed is None or not bcrypt.checkpw(credentials[1], hashed):
-            return False
-        if len(self._passed) >= MAX_CACHED:  # many distinct headers: start over rather than grow
-            self._passed.clear()
-        self._passed.add(digest)
-        return True
+            return 401
+        user, password = credentials
+        key = hmac.new(self._key, user.encode("utf-8") + b":" + password, hashlib.sha256).digest()
+        if key in self._passed:
+            self._passed.move_to_end(key)
+            return 200
+        shared = self._checking.get(key)
+        if shared is not None:  # the same credentials are being checked: one bcrypt for all of them
+            return 200 if await asyncio.shield(shared) else 401
+        if self.limiter.blocked(client):
+            return 401
+        if len(self._checking) >= self.max_pending:
+            return 429
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._checking[key] = future
+        self.limiter.charge(client)
+        passed = False
+        try:
+            hashed = self.users.get(user)
+            passed = await asyncio.get_running_loop().run_in_executor(
+                self._pool, _check_password, password, hashed if hashed is not None else self._dummy
+            )
+            passed = passed and hashed is not None
+        finally:
+            del self._checking[key]
+            future.set_result(passed)
+        if not passed:
+            self.limiter.failed(client)
+            return 401
+        self.limiter.refund(client)
+        self._passed[key] = None
+        while len(self._passed) > self.max_cached:
+            self._passed.popitem(last=False)
+        return 200
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         header = next((v for k, v in scope.get("headers", []) if k.lower() == b"authorization"), None)
-        if self.authenticated(header):
+        client = (scope.get("client") or ("", 0))[0] or ""
+        status = await self.verdict(header, client)
+        if status == 200:
             await self.app(scope, receive, send)
             return
-        body = b"" if scope["method"] == "HEAD" else b"Unauthorized"
-        headers = [
-            (b"www-authenticate", CHALLENGE),
-            (b"content-type", b"text/plain; charset=UTF-8"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        if status == 429:
+            body = orjson.dumps(errors.EngineError(
+                429, "rejected_execution_exception",
+                f"too many authentication checks waiting (more than {self.max_pending}); try again later",
+            ).to_body())
+            headers = [(b"content-type", b"application/json; charset=UTF-8")]
+        else:
+            body = b"Unauthorized"
+            headers = [(b"www-authenticate", CHALLENGE), (b"content-type", b"text/plain; charset=UTF-8")]
+        if scope["method"] == "HEAD":
+            body = b""
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
