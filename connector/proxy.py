@@ -22,13 +22,19 @@ Routes (DESIGN.md, "The proxy's search API"):
     anything else                          passes through when read-only (connector.proxy_policy), else 403
                                            unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
 
+Paths (connector.proxy_paths): every request path is checked once, as the caller sent it, before routing: a
+path with dot segments, encoded separators or control characters is a 400; the policy judges the checked
+path, and exactly that path goes to the cluster, on every route that forwards one (pass-through, `_search`
+with `ext.rerank`, and `_nirbridge/search`'s index, which must name indices).
+
 Errors are OpenSearch-shaped (connector.proxy_errors); the cluster's own errors pass through unchanged.
 Limits (connector.proxy_limits): past `NIRBRIDGE_PROXY_MAX_IN_FLIGHT` requests at once a request is answered
-429 at once, a body past `NIRBRIDGE_PROXY_MAX_BODY_BYTES` 413, a query text past
-`NIRBRIDGE_PROXY_MAX_QUERY_CHARS` 400.
+429 at once, a body past `NIRBRIDGE_PROXY_MAX_BODY_BYTES` 413, a body that does not arrive within
+`NIRBRIDGE_PROXY_BODY_TIMEOUT_S` 408, a query text past `NIRBRIDGE_PROXY_MAX_QUERY_CHARS` 400.
 Every request gets a request id, a log line and its metrics (connector.proxy_observe).
-The client's `Authorization` header goes on to the cluster with every request the proxy makes for it; headers
-are never logged.
+The client's `Authorization` header goes on to the cluster with every request the proxy makes for it, and a
+client without one stays anonymous unless NIRBRIDGE_PROXY_LEND_CREDENTIALS=true (connector.proxy_cluster);
+headers are never logged.
 """
 
 from __future__ import annotations
@@ -52,10 +58,11 @@ from nirbridge.logs import log_queries
 
 from .metrics import ProxyMetrics
 from .proxy_cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
-from .proxy_errors import BadRequest, Forbidden, ProxyError, error_body
+from .proxy_errors import BadRequest, ClusterFailed, Forbidden, ProxyError, error_body
 from .proxy_limits import RequestLimits, check_query_length
 from .proxy_observe import ObservedRequests, note
-from .proxy_policy import filter_source, is_read_only
+from .proxy_paths import CheckedPaths, check_index_expression, checked_path
+from .proxy_policy import check_source_spec, filter_source, is_read_only
 from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
 from .proxy_search import SearchRequest, nirbridge_block, run_search
 from .queries import QueryEncoders
@@ -68,6 +75,7 @@ log = logging.getLogger("nirbridge.proxy")
 
 READY_TIMEOUT_S = 1.0  # how long /_nirbridge/ready waits for a rerank worker to answer its ping
 
+_END = object()
 _TEXT_QUERIES = (
     "multi_match",
     "match",
@@ -89,28 +97,36 @@ def _parse(raw: bytes) -> Any:
         raise BadRequest(f"failed to parse the request body as JSON: {error}", "parse_exception") from None
 
 
+def _text_of_clause(body: Mapping[str, Any]) -> str | None:
+    for kind in _TEXT_QUERIES:
+        clause = body.get(kind)
+        if isinstance(clause, Mapping):
+            if isinstance(clause.get("query"), str):
+                return clause["query"]
+            for value in clause.values():  # match: {"field": "text"} or {"field": {"query": "text"}}
+                if isinstance(value, str):
+                    return value
+                if isinstance(value, Mapping) and isinstance(value.get("query"), str):
+                    return value["query"]
+    return None
+
+
 def query_text_of(body: Any) -> str | None:
-    """The first full-text query string in a search body (`match`, `multi_match`, `query_string`, ...)."""
-    if isinstance(body, Mapping):
-        for kind in _TEXT_QUERIES:
-            clause = body.get(kind)
-            if isinstance(clause, Mapping):
-                if isinstance(clause.get("query"), str):
-                    return clause["query"]
-                for value in clause.values():  # match: {"field": "text"} or {"field": {"query": "text"}}
-                    if isinstance(value, str):
-                        return value
-                    if isinstance(value, Mapping) and isinstance(value.get("query"), str):
-                        return value["query"]
-        values = body.values()
-    elif isinstance(body, list):
-        values = body
-    else:
-        return None
-    for value in values:
-        found = query_text_of(value)
-        if found:
-            return found
+    """The first full-text query string in a search body (`match`, `multi_match`, `query_string`, ...), depth
+    first in the body's order."""
+    # a stack, not recursion: a body nested a thousand levels deep (orjson takes 1024) is no RecursionError
+    stack: list[Any] = [iter((body,))]
+    while stack:
+        value = next(stack[-1], _END)
+        if value is _END:
+            stack.pop()
+        elif isinstance(value, Mapping):
+            found = _text_of_clause(value)
+            if found:
+                return found
+            stack.append(iter(value.values()))
+        elif isinstance(value, list):
+            stack.append(iter(value))
     return None
 
 
@@ -200,7 +216,7 @@ class Proxy:
 
     async def nirbridge_search(self, request: Request) -> Response:
         started = time.perf_counter()
-        index = request.path_params["index"]
+        index = check_index_expression(request.path_params["index"])  # it goes into paths and _msearch
         search = SearchRequest.parse(_parse(await request.body()), self.settings)
         check_query_length(search.q, self.settings.proxy_max_query_chars, "q")
         note(request.scope, mode=search.mode, **_logged_query(search.q))
@@ -245,7 +261,7 @@ class Proxy:
             raise BadRequest("[ext.rerank] pages with from/size inside the window, not search_after/scroll")
         page_from = _param_int(params, body, "from", 0)
         page_size = _param_int(params, body, "size", 10)
-        source: Any = body.pop("_source", True)
+        source: Any = check_source_spec(body.pop("_source", True))  # applied here, after reranking
         includes = [v for k, v in params if k == "_source_includes"]
         excludes = [v for k, v in params if k == "_source_excludes"]
         if includes or excludes:
@@ -259,20 +275,25 @@ class Proxy:
         where = "ext.rerank.query" if spec.query else "query"
         check_query_length(query, self.settings.proxy_max_query_chars, where)
         body.update({"from": 0, "size": spec.window, "_source": True})
+        try:
+            content = orjson.dumps(body)
+        except orjson.JSONEncodeError:  # orjson reads 1024 levels and writes 254
+            raise BadRequest("the request body nests more than 254 levels deep", "parse_exception") from None
         auth = request.headers.get("authorization")
+        path = self._forwarded(request, "POST")
         clock = time.perf_counter()
         response = await self.cluster.send(
             "POST",
-            request.url.path,
+            path,
             params=params,
-            content=orjson.dumps(body),
+            content=content,
             headers={"content-type": "application/json"},
             auth=auth,
         )
         first_ms = (time.perf_counter() - clock) * 1000
         if response.status_code >= 400:
             return _raw(response)
-        answer = orjson.loads(response.content)
+        answer = _search_answer(response.content, self.cluster.url)
         clock = time.perf_counter()
         hits, report = await rerank_hits(self.reranker, query, answer["hits"]["hits"], spec)
         rerank_ms = (time.perf_counter() - clock) * 1000
@@ -291,18 +312,29 @@ class Proxy:
         answer["nirbridge"] = nirbridge_block("search", report, stages)
         return _json(answer)
 
-    async def passthrough(self, request: Request, body: bytes | None = None) -> Response:
-        path = request.url.path
-        note(request.scope, mode="passthrough")
-        if not self.settings.proxy_allow_writes and not is_read_only(request.method, path):
+    def _forwarded(self, request: Request, method: str, body: bytes | None = None) -> str:
+        """The path to send the cluster for `request`: the one checked (connector.proxy_paths) and judged
+        here; Forbidden when it writes or administers while writes are not allowed."""
+        checked = checked_path(request.scope)
+        if not self.settings.proxy_allow_writes and not is_read_only(
+            method, checked.decoded, request.query_params.multi_items(), body
+        ):
             raise Forbidden(
-                f"{request.method} {path} writes to or administers the cluster, which this proxy does not "
+                f"{method} {checked.decoded} writes to or administers the cluster, which this proxy does not "
                 "pass on (set NIRBRIDGE_PROXY_ALLOW_WRITES=true to allow it)"
             )
+        return checked.raw
+
+    async def passthrough(self, request: Request, body: bytes | None = None) -> Response:
+        note(request.scope, mode="passthrough")
         content = body if body is not None else await request.body()
-        target = path + (f"?{request.url.query}" if request.url.query else "")
+        path = self._forwarded(request, request.method, content)
         response = await self.cluster.send(
-            request.method, target, content=content or None, headers=request.headers
+            request.method,
+            path,
+            query=request.scope.get("query_string") or None,
+            content=content or None,
+            headers=request.headers,
         )
         return _raw(response)
 
@@ -310,6 +342,26 @@ class Proxy:
 def _logged_query(text: str | None) -> dict[str, str]:
     """The query text for the request's log line: only with NIRBRIDGE_LOG_QUERIES=true (nirbridge.logs)."""
     return {"query": text} if text and log_queries() else {}
+
+
+def _search_answer(content: bytes, where: str) -> dict[str, Any]:
+    """A search answer of the cluster with its `hits.hits` list, else ClusterFailed (502): a cluster (or
+    something in front of it) that answers 200 with another body is not the caller's bad request."""
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        answer = None
+    hits = answer.get("hits") if isinstance(answer, dict) else None
+    if not isinstance(hits, dict) or not isinstance(hits.get("hits"), list):
+        raise ClusterFailed(f"the cluster at {where} answered the search with no hits.hits list")
+    for hit in hits["hits"]:
+        if (
+            not isinstance(hit, dict)
+            or not isinstance(hit.get("_source"), dict | None)
+            or not isinstance(hit.get("_score"), int | float | None)
+        ):
+            raise ClusterFailed(f"the cluster at {where} answered the search with a malformed hit")
+    return answer
 
 
 def _raw(response: Any) -> Response:
@@ -409,11 +461,14 @@ def make_app(
         lifespan=lifespan,
         middleware=[
             Middleware(ObservedRequests, metrics=proxy.metrics, routes=routes),
-            # inside the metrics: requests refused for the limits are counted too
+            # inside the metrics: requests refused for their path or the limits are counted too; the path
+            # first: a refused path takes no in-flight slot and its body is never read
+            Middleware(CheckedPaths),
             Middleware(
                 RequestLimits,
                 max_in_flight=settings.proxy_max_in_flight,
                 max_body_bytes=settings.proxy_max_body_bytes,
+                body_timeout_s=settings.proxy_body_timeout_s,
             ),
         ],
         exception_handlers={ProxyError: _proxy_error, Exception: _internal_error},

@@ -9,9 +9,17 @@
     cluster = Cluster.from_settings(settings)   # credentials, CA bundle and client certificate from settings
 
 Credentials: a request's own `Authorization` header is sent on as it came, so that the cluster's own index
-permissions apply to each caller; without one, the credentials in the cluster URL, else the proxy's configured
-ones (`auth`: NIRBRIDGE_USERNAME/PASSWORD or NIRBRIDGE_API_KEY), else none. None of them is logged or quoted:
-messages show the URL, password hidden.
+permissions apply to each caller. A request without one (an empty or blank header counts as none) goes on
+without credentials: the cluster answers 401 to anonymous callers as it would directly. The proxy's own
+credentials (those in the cluster URL, else `auth`: NIRBRIDGE_USERNAME/PASSWORD or NIRBRIDGE_API_KEY) serve
+only the proxy's own calls (`ping`, the readiness check) unless `lend_credentials`
+(NIRBRIDGE_PROXY_LEND_CREDENTIALS=true) lends them to callers that send none: otherwise anybody who can
+reach the proxy would act as the proxy's user. None of them is logged or quoted: messages show the URL,
+password hidden.
+
+Paths: `send` forwards the path it is given byte for byte (httpcore's request `target`), after checking it
+(connector.proxy_paths.check_path: no dot segments, no encoded separators); httpx would otherwise rewrite
+it (dropping `.` and `..` segments) after the route policy judged it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import orjson
 
 from .client import authorization_header, client_options
 from .proxy_errors import ClusterFailed, ProxyError, cluster_failed, redact
+from .proxy_paths import check_path, forwarded_query, index_path
 from .queries import IndexFields, QueryBuilder, QueryEncoders
 from .settings import Settings
 
@@ -89,6 +98,17 @@ def _split_credentials(url: str) -> tuple[str, str | None]:
     return plain, "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def _path_prefix(path: str) -> str:
+    """The cluster URL's path, in the form sent before every request's path ("" for none)."""
+    path = path.rstrip("/")
+    if not path:
+        return ""
+    try:
+        return check_path(path).raw
+    except ProxyError as error:
+        raise ValueError(f"the cluster URL's path [{path}] cannot prefix requests: {error.reason}") from None
+
+
 def _tls_verify(
     verify_certs: bool, ca_certs: str | None, client_cert: str | None, client_key: str | None
 ) -> ssl.SSLContext | bool:
@@ -118,10 +138,15 @@ class Cluster:
         ca_certs: str | None = None,
         client_cert: str | None = None,
         client_key: str | None = None,
+        lend_credentials: bool = False,
     ) -> None:
         self.url = redact(url)  # the only form of the URL kept in a printable attribute
         self._base, url_auth = _split_credentials(url)
-        self._default_auth = url_auth or auth
+        parts = urlsplit(self._base)
+        self._origin = urlunsplit(parts._replace(path="", query="", fragment=""))
+        self._prefix = _path_prefix(parts.path)  # a cluster behind a path (`https://h/os`): before every path
+        self._own_auth = url_auth or auth
+        self._lend = lend_credentials
         self._timeout = timeout
         self._verify = _tls_verify(verify_certs, ca_certs, client_cert, client_key)
         self._limits = httpx.Limits(
@@ -141,12 +166,13 @@ class Cluster:
             ca_certs=options["ca_certs"],
             client_cert=options["client_cert"],
             client_key=options["client_key"],
+            lend_credentials=settings.proxy_lend_credentials,
         )
 
     async def start(self) -> None:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                base_url=self._base, timeout=self._timeout, verify=self._verify, limits=self._limits
+                base_url=self._origin, timeout=self._timeout, verify=self._verify, limits=self._limits
             )
 
     async def close(self) -> None:
@@ -154,9 +180,12 @@ class Cluster:
             await self._http.aclose()
             self._http = None
 
-    def _headers(self, headers: Mapping[str, str] | None, auth: str | None) -> dict[str, str]:
+    def _headers(
+        self, headers: Mapping[str, str] | None, auth: str | None, own: bool = False
+    ) -> dict[str, str]:
         sent = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in FORWARDED_HEADERS}
-        credentials = auth or sent.get("authorization") or self._default_auth
+        given = (auth or sent.pop("authorization", None) or "").strip()  # blank: as if none was sent
+        credentials = given or (self._own_auth if own or self._lend else None)
         if credentials:
             sent["authorization"] = credentials
         return sent
@@ -167,23 +196,35 @@ class Cluster:
         path: str,
         *,
         params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+        query: bytes | str | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         auth: str | None = None,
         timeout: float | None = None,
+        own_credentials: bool = False,
     ) -> httpx.Response:
-        """One request to the cluster; ClusterFailed (502/504) when it cannot be asked."""
+        """One request to the cluster; ClusterFailed (502/504) when it cannot be asked.
+
+        `path` is percent-encoded and goes on byte for byte (BadRequest when check_path refuses it); the
+        query is `params` (encoded here) or `query` (a raw query string, as the caller sent it).
+        `own_credentials`: the proxy's own request, on its own credentials when the caller sends none.
+        """
         if self._http is None:
             await self.start()
         assert self._http is not None
+        checked = check_path(path)
+        if params:
+            query = str(httpx.QueryParams(params))
+        target = self._prefix + checked.raw + (f"?{forwarded_query(query)}" if query else "")
         try:
             return await self._http.request(
                 method,
-                path,
-                params=params,
+                target,
                 content=content,
-                headers=self._headers(headers, auth),
+                headers=self._headers(headers, auth, own_credentials),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                # the request line carries exactly these bytes: httpx would drop dot segments itself
+                extensions={"target": target.encode("ascii")},
             )
         except httpx.HTTPError as error:
             raise cluster_failed(error, self.url) from None
@@ -227,7 +268,8 @@ class Cluster:
     async def ping(self, timeout: float = 1.0) -> tuple[bool, str]:
         """GET / within `timeout`: (reachable, what it said or why not)."""
         try:
-            response = await self.send("GET", "/", timeout=timeout)
+            # the proxy's own question (no caller's): on its own credentials
+            response = await self.send("GET", "/", timeout=timeout, own_credentials=True)
         except ClusterFailed as error:
             return False, error.reason
         if response.status_code >= 400:
@@ -258,8 +300,10 @@ class FieldsCache:
         entry = self._entries.get(key)
         if entry is not None and entry.expires > now:
             return entry.builder
-        mapping = await cluster.json("GET", f"/{index}/_mapping", auth=auth)
-        sample = await cluster.json("POST", f"/{index}/_search", IndexFields.sample_body(), auth=auth)
+        # asked for a caller: on the caller's credentials (lent the proxy's only with the option)
+        mapping = await cluster.json("GET", index_path(index, "_mapping"), auth=auth)
+        body = IndexFields.sample_body()
+        sample = await cluster.json("POST", index_path(index, "_search"), body, auth=auth)
         builder = QueryBuilder(self.encoders, IndexFields.from_answers(index, mapping, sample))
         if len(self._entries) > 1000:  # many indices or users: start over rather than grow without end
             self._entries.clear()

@@ -4,6 +4,7 @@
     ├── BadRequest                  400: malformed JSON (parse_exception), a bad parameter
     │                               (illegal_argument_exception), a missing enriched field, a query too long
     ├── Forbidden                   403: a write or admin route while writes are not allowed
+    ├── RequestTimeout              408: a request body that did not arrive in time
     └── ClusterFailed               the cluster could not be asked (502 unreachable, 504 timed out)
 
 An error from the cluster itself (a missing index, a refused query) is not translated: its status and body
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 
 from .errors import UsageError
 
@@ -29,9 +32,11 @@ __all__ = [
     "ClusterFailed",
     "Forbidden",
     "ProxyError",
+    "RequestTimeout",
     "cluster_failed",
     "error_body",
     "redact",
+    "send_error",
 ]
 
 
@@ -72,9 +77,28 @@ class Forbidden(ProxyError):
     kind = "security_exception"
 
 
+class RequestTimeout(ProxyError):
+    status = 408
+    kind = "timeout_exception"
+
+
 class ClusterFailed(ProxyError):
     status = 502
     kind = "cluster_unreachable_exception"
+
+
+async def send_error(
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    status: int,
+    kind: str,
+    reason: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """An error answer sent from ASGI middleware (which answers before any route, so without Starlette)."""
+    body = orjson.dumps(error_body(status, kind, reason))
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 def redact(url: str) -> str:

@@ -36,7 +36,8 @@ from .fusion import FUSION_METHODS
 from .prior import Prior, require_prior_field
 from .proxy_cluster import Cluster
 from .proxy_errors import BadRequest
-from .proxy_policy import filter_source
+from .proxy_paths import index_path
+from .proxy_policy import check_source_spec, filter_source
 from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
 from .queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder, ranking_of
 from .query_batcher import BATCHED_MODES, QueryBatcher
@@ -91,8 +92,8 @@ class SearchRequest:
         if (
             not isinstance(hybrid, list)
             or len(hybrid) < 2
+            or any(one not in SINGLE_MODES for one in hybrid)  # first: a list in it would not hash
             or len(set(hybrid)) != len(hybrid)
-            or any(one not in SINGLE_MODES for one in hybrid)
         ):
             raise BadRequest(
                 f"[hybrid] must name two or more distinct modes of {', '.join(SINGLE_MODES)}, got {hybrid!r}"
@@ -128,7 +129,7 @@ class SearchRequest:
             weights,
             depth,
             spec,
-            raw.get("_source", True),
+            check_source_spec(raw.get("_source", True)),
             prior,
             "prior" in raw,
         )
@@ -251,7 +252,8 @@ async def run_search(
                 hit["_source"] = seen[hit["_id"]]["_source"]
     elif want_source and hits:
         clock = time.perf_counter()
-        docs = await cluster.json("POST", f"/{index}/_mget", {"ids": [h["_id"] for h in hits]}, auth=auth)
+        ids = {"ids": [h["_id"] for h in hits]}
+        docs = await cluster.json("POST", index_path(index, "_mget"), ids, auth=auth)
         sources = {str(d["_id"]): d.get("_source") for d in docs.get("docs", []) if d.get("found")}
         for hit in hits:
             if hit["_id"] in sources:

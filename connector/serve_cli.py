@@ -106,6 +106,7 @@ def serve_command(
     import uvicorn
 
     from .proxy import make_app
+    from .proxy_server import server_config
 
     mode = "read-write" if settings.proxy_allow_writes else "read-only"
     where = "in process" if settings.proxy_rerank_in_process else f"workers via {redact(settings.broker_url)}"
@@ -120,5 +121,12 @@ def serve_command(
         model,
     )
     # log_config=None: uvicorn's loggers go to the root handler (text or JSON); its access log would print
-    # query strings (`?q=`): the proxy logs each request itself
-    uvicorn.run(make_app(settings), host=host, port=port, log_level=level, log_config=None, access_log=False)
+    # query strings (`?q=`): the proxy logs each request itself. Slow request lines and headers time out
+    # (connector.proxy_server), slow bodies too (connector.proxy_limits).
+    config = server_config(
+        make_app(settings), settings, host=host, port=port, log_level=level, log_config=None, access_log=False
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run exits: the server could not start (its log said why)

@@ -17,11 +17,14 @@ default. `nirbridge config` prints what is in effect and where each value came f
     NIRBRIDGE_API_KEY          or an API key, sent as `Authorization: ApiKey KEY` (not both)
 
 Credentials written into the URL (https://user:pass@host) win over NIRBRIDGE_USERNAME/PASSWORD. The search
-proxy sends a caller's own `Authorization` header on; these credentials only serve callers that send none.
+proxy sends a caller's own `Authorization` header on, and uses these credentials only for its own calls (the
+readiness check): a caller that sends none goes on without any, unless NIRBRIDGE_PROXY_LEND_CREDENTIALS.
 
 The search proxy (`nirbridge serve`):
 
     NIRBRIDGE_PROXY_ALLOW_WRITES        pass write and admin requests through (default false: 403)
+    NIRBRIDGE_PROXY_LEND_CREDENTIALS    send callers that bring no `Authorization` on with the proxy's own
+                                        credentials (default false: anonymous callers stay anonymous)
     NIRBRIDGE_PROXY_MAX_WINDOW          the most hits one request may rerank (default 1000)
     NIRBRIDGE_PROXY_RERANK_DEADLINE_MS  how long a request waits for rerank scores (default 2000)
     NIRBRIDGE_PROXY_RERANK_MODEL        the cross-encoder (name or folder) when a request names none (no
@@ -34,6 +37,10 @@ The search proxy (`nirbridge serve`):
                                         model call (default 32; 0: each request on its own)
     NIRBRIDGE_PROXY_MAX_IN_FLIGHT       requests answered at once; more are refused 429 at once (default 64)
     NIRBRIDGE_PROXY_MAX_BODY_BYTES      the largest request body taken, else 413 (default 10485760, 10 MiB)
+    NIRBRIDGE_PROXY_BODY_TIMEOUT_S      seconds the whole request body may take to arrive, else 408
+                                        (default 30)
+    NIRBRIDGE_PROXY_HEADER_TIMEOUT_S    seconds a request line and headers may take to arrive, else the
+                                        connection is answered 408 and closed (default 10; `nirbridge serve`)
     NIRBRIDGE_PROXY_MAX_QUERY_CHARS     the longest query text encoded or reranked against, else 400
                                         (default 8192)
     NIRBRIDGE_PROXY_RERANK_MAX_QUEUE    rerank batches that may wait in queue `rerank`; past it a reranked
@@ -92,6 +99,8 @@ class Settings(BaseSettings):
     proxy_rerank_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     proxy_rerank_in_process: bool = False
     # the document prior's share of the first-stage score when a request names none (0: off); it applies
+    # the proxy's own credentials for callers that send none: off, else anyone reaching the proxy acts as it
+    proxy_lend_credentials: bool = False
     # only to indices that have the field (`nirbridge prior` writes it)
     proxy_prior_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     proxy_prior_field: str = "nir_prior"
@@ -111,6 +120,9 @@ class Settings(BaseSettings):
         if self.password is not None and not self.username:
             raise ValueError("NIRBRIDGE_PASSWORD is set without NIRBRIDGE_USERNAME")
         if self.username and self.password is None:
+    # slow clients: a request may hold an in-flight slot (or a connection) only this long while it arrives
+    proxy_body_timeout_s: float = Field(default=30.0, gt=0)
+    proxy_header_timeout_s: float = Field(default=10.0, gt=0)
             raise ValueError("NIRBRIDGE_USERNAME is set without NIRBRIDGE_PASSWORD")
         if self.username and self.api_key is not None:
             raise ValueError("both basic auth (NIRBRIDGE_USERNAME) and NIRBRIDGE_API_KEY are set: choose one")

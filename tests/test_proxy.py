@@ -297,7 +297,14 @@ def test_credentials_pass_through_and_are_not_logged(
         http.post(f"{proxy.url}/x/_search", json={}, headers={"Authorization": "Bearer token-123"})
         http.get(f"{proxy.url}/x/_count")
         assert _Echo.seen[0] == {"path": "/x/_search", "authorization": "Bearer token-123"}
-        assert _Echo.seen[1]["authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret from the URL
+        # a caller without credentials stays anonymous: the URL's are the proxy's own (issue 13)
+        assert _Echo.seen[1]["authorization"] == ""
+        lending = ServerThread(make_app(_settings(cluster, proxy_lend_credentials=True), reranker=None))
+        try:
+            http.get(f"{lending.url}/x/_count")
+            assert _Echo.seen[2]["authorization"] == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret from the URL
+        finally:
+            lending.stop()
     finally:
         proxy.stop()
         echo.shutdown()

@@ -332,22 +332,31 @@ def test_proxy_forwards_the_callers_credentials(
         assert password not in logged and token not in logged
 
 
-def test_proxy_uses_its_own_credentials_for_callers_without_any(
+def test_proxy_lends_its_credentials_to_callers_without_any_only_when_told(
     secure_engine: EngineProcess, pki: dict[str, Path], ingested: str
 ) -> None:
-    settings = Settings(
-        url=secure_engine.url, ca_certs=pki["ca"], username="reader", password=USERS["reader"]
-    )
-    proxy = ProxyThread(settings)
+    own = {"url": secure_engine.url, "ca_certs": pki["ca"], "username": "reader", "password": USERS["reader"]}
+    proxy = ProxyThread(Settings(**own))
     try:
         with httpx.Client(timeout=30) as http:
-            assert _search(http, proxy.url).status_code == 200
-            # a caller's own (wrong) credentials are not replaced by the proxy's
-            assert _search(http, proxy.url, ("admin", "wrong")).status_code == 401
-            ready = http.get(f"{proxy.url}/_nirbridge/ready").json()
+            # issue 13: anonymous callers searched as the proxy's user; now the cluster asks them who they are
+            refused = _search(http, proxy.url)
+            assert refused.status_code == 401 and "www-authenticate" in refused.headers
+            blank = {"authorization": ""}  # an empty header is no credentials either
+            assert http.post(f"{proxy.url}/{INDEX}/_search", json={}, headers=blank).status_code == 401
+            assert _search(http, proxy.url, ("reader", USERS["reader"])).status_code == 200
+            ready = http.get(f"{proxy.url}/_nirbridge/ready").json()  # its own question: its own credentials
             assert ready["cluster"]["ok"] is True
     finally:
         proxy.stop()
+    lending = ProxyThread(Settings(**own, proxy_lend_credentials=True))
+    try:
+        with httpx.Client(timeout=30) as http:
+            assert _search(http, lending.url).status_code == 200
+            # a caller's own (wrong) credentials are not replaced by the proxy's
+            assert _search(http, lending.url, ("admin", "wrong")).status_code == 401
+    finally:
+        lending.stop()
 
 
 # --- which credentials go out: API key, URL credentials, the proxy's own (seen by a recording server) ---
@@ -415,15 +424,17 @@ def test_cli_sends_api_key_or_basic_auth(monkeypatch: pytest.MonkeyPatch, record
     assert set(recording.seen) == {_basic("url-user", "url@pass")}
 
 
-def test_proxy_falls_back_to_its_api_key(recording: Recording) -> None:
-    proxy = ProxyThread(Settings(url=recording.url, api_key="proxy-key"))
-    try:
-        with httpx.Client(timeout=30) as http:
-            assert _search(http, proxy.url).status_code == 200
-            assert _search(http, proxy.url, ("caller", "own")).status_code == 200
-    finally:
-        proxy.stop()
-    assert recording.seen == ["ApiKey proxy-key", _basic("caller", "own")]
+def test_proxy_lends_its_api_key_only_when_told(recording: Recording) -> None:
+    for lend, anonymous in ((False, None), (True, "ApiKey proxy-key")):
+        recording.seen.clear()
+        proxy = ProxyThread(Settings(url=recording.url, api_key="proxy-key", proxy_lend_credentials=lend))
+        try:
+            with httpx.Client(timeout=30) as http:
+                assert _search(http, proxy.url).status_code == 200
+                assert _search(http, proxy.url, ("caller", "own")).status_code == 200
+        finally:
+            proxy.stop()
+        assert recording.seen == [anonymous, _basic("caller", "own")]
 
 
 # --- nirbridge config: sources, precedence, masking, bad files ---
