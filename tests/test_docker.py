@@ -9,6 +9,7 @@ that pyproject maps.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -201,7 +202,9 @@ def test_urls_and_ports_point_at_services_that_listen_there(services) -> None:
             assert service_at(env[key]) == ("redis", listens["redis"]), (name, key)
         assert env["NIRBRIDGE_CA_CERTS"].startswith("/certs/")
         assert "opensearch-config:/certs:ro" in spec["volumes"]  # where the cluster's CA lies
-        assert env["NIRBRIDGE_PASSWORD"] == _defaults()["OPENSEARCH_INITIAL_ADMIN_PASSWORD"]
+        # the proxy logs in as its own read-only user, the others (they write) as admin
+        password = "PROXY_PASSWORD" if name == "proxy" else "OPENSEARCH_INITIAL_ADMIN_PASSWORD"
+        assert env["NIRBRIDGE_PASSWORD"] == _defaults()[password], name
     assert "opensearch-config:/usr/share/opensearch/config" in services["opensearch"]["volumes"]
     assert any(str(p).endswith(":9200") for p in services["opensearch"]["ports"])
     proxy = services["proxy"]
@@ -215,6 +218,34 @@ def test_urls_and_ports_point_at_services_that_listen_there(services) -> None:
         assert f'--destination "{hostname}@$${{HOSTNAME}}"' in ping or f'"{hostname}@$${{HOSTNAME}}"' in ping
         module, _, attribute = shlex.split(ping)[2].partition(":")
         assert module == "nirbridge.workers.celery_app" and hasattr(celery_app, attribute)
+
+
+def test_the_proxy_logs_in_as_a_read_only_user_of_its_own(services) -> None:
+    proxy = {k: _interpolate(v) for k, v in _environment(services["proxy"]).items()}
+    for name in ("worker-enrich", "worker-rerank", "enrich"):  # they write: admin, as before
+        assert _environment(services[name])["NIRBRIDGE_USERNAME"] == "admin", name
+    assert proxy["NIRBRIDGE_USERNAME"] != "admin"
+    # and lends it to anonymous callers only when told (issue 13: no one borrows the proxy's identity)
+    lend = proxy["NIRBRIDGE_PROXY_LEND_CREDENTIALS"]
+    assert Settings(proxy_lend_credentials=lend).proxy_lend_credentials is False
+    users = services["opensearch-users"]
+    assert users["depends_on"]["opensearch"]["condition"] == "service_healthy"
+    made_first = services["proxy"]["depends_on"]["opensearch-users"]["condition"]
+    assert made_first == "service_completed_successfully"
+    script = users["command"][0]
+    made = re.search(r"put internalusers/(\w+) .*?opendistro_security_roles\\\": \[\\\"(\w+)", script, re.S)
+    assert made and made.group(1) == proxy["NIRBRIDGE_USERNAME"], script
+    role = re.search(rf"put roles/{made.group(2)} '(.*?)'", script, re.S)
+    assert role, script
+    granted = json.loads(role.group(1))
+    actions = [a for p in granted["index_permissions"] for a in p["allowed_actions"]]
+    actions += granted["cluster_permissions"]
+    assert actions and "read" in actions and "cluster:monitor/main" in actions  # search, and the ready ping
+    reads = ("indices:data/read/", "indices:admin/mappings/get", "indices:admin/validate/", "cluster:monitor")
+    for action in actions:  # nothing that writes or administers: no write groups, no wildcards
+        assert action in ("read", "cluster_composite_ops_ro") or action.startswith(reads), action
+    env = _environment(users)
+    assert "${PROXY_PASSWORD" in env["PROXY_PASSWORD"] and "PROXY_PASSWORD" in _defaults()
 
 
 def test_the_build_context_holds_what_the_dockerfile_copies(services) -> None:
