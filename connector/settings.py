@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
 
     proxy_allow_writes: bool = False
+    # the proxy's own credentials for callers that send none: off, else anyone reaching the proxy acts as it
+    proxy_lend_credentials: bool = False
     proxy_max_window: int = Field(default=1000, ge=1)
     proxy_rerank_deadline_ms: float = Field(default=2000.0, gt=0)
     proxy_rerank_model: str = ""  # none by default: a reranked request must name its model
@@ -99,8 +101,6 @@ class Settings(BaseSettings):
     proxy_rerank_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     proxy_rerank_in_process: bool = False
     # the document prior's share of the first-stage score when a request names none (0: off); it applies
-    # the proxy's own credentials for callers that send none: off, else anyone reaching the proxy acts as it
-    proxy_lend_credentials: bool = False
     # only to indices that have the field (`nirbridge prior` writes it)
     proxy_prior_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     proxy_prior_field: str = "nir_prior"
@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     proxy_query_batch: int = Field(default=32, ge=0)  # 0: no batching across requests
     proxy_max_in_flight: int = Field(default=64, ge=1)
     proxy_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # slow clients: a request may hold an in-flight slot (or a connection) only this long while it arrives
+    proxy_body_timeout_s: float = Field(default=30.0, gt=0)
+    proxy_header_timeout_s: float = Field(default=10.0, gt=0)
     proxy_max_query_chars: int = Field(default=8192, ge=1)
     proxy_rerank_max_queue: int = Field(default=32, ge=0)
 
@@ -120,9 +123,6 @@ class Settings(BaseSettings):
         if self.password is not None and not self.username:
             raise ValueError("NIRBRIDGE_PASSWORD is set without NIRBRIDGE_USERNAME")
         if self.username and self.password is None:
-    # slow clients: a request may hold an in-flight slot (or a connection) only this long while it arrives
-    proxy_body_timeout_s: float = Field(default=30.0, gt=0)
-    proxy_header_timeout_s: float = Field(default=10.0, gt=0)
             raise ValueError("NIRBRIDGE_USERNAME is set without NIRBRIDGE_PASSWORD")
         if self.username and self.api_key is not None:
             raise ValueError("both basic auth (NIRBRIDGE_USERNAME) and NIRBRIDGE_API_KEY are set: choose one")
