@@ -126,6 +126,13 @@ def health(node: Node, request: Request) -> Response:
                 "initializing_shards": 0,
                 "unassigned_shards": shards_of * (1 + _red_replicas(q)),
             }
+            if level == "shards":
+                body["indices"][q.name]["shards"] = {
+                    str(s): {"status": "red", "primary_active": False, "active_shards": 0,
+                             "relocating_shards": 0, "initializing_shards": 0,
+                             "unassigned_shards": 1 + _red_replicas(q)}
+                    for s in range(shards_of)
+                }
         body["indices"] = dict(sorted(body["indices"].items()))
     return Response(408 if timed_out else 200, body)
 

@@ -173,7 +173,7 @@ class MetadataStore:
                 continue
             found.append(meta)
         # Of two folders with one name (a delete killed half-way, then a create), the newer one is the index.
-        found.sort(key=lambda m: int(str(m["settings"].get("index.creation_date", "0")) or 0))
+        found.sort(key=lambda m: _created(m["settings"]))
         for meta in found:
             older = metadata.indices.get(meta["name"])
             if older is not None:
@@ -189,6 +189,13 @@ class MetadataStore:
                         "removed it; its folder is moved aside", name, uuid)
         log.info("migrating %s to %s: %d indices", self.indices_dir, self.path, len(metadata.indices))
         return metadata
+
+
+def _created(settings: dict[str, Any]) -> int:
+    try:
+        return int(settings.get("index.creation_date", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _is_empty(folder: Path) -> bool:
