@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from . import errors
 from .index import Index
 from .mapping import Mapping
@@ -85,6 +87,7 @@ class Node:
         self._store: MetadataStore | None = None
         self._changing = False  # inside metadata_change: commits wait for the end of the block
         self._detached: list[tuple[str, Index | None]] = []  # deleted in this block: (uuid, index)
+        self._serialised: dict[str, orjson.Fragment] = {}  # each index's metadata as last committed
         self.scrolls: dict[str, SearchContext] = {}
         self.pits: dict[str, SearchContext] = {}
         self.cluster_settings: dict[str, dict[str, Any]] = {"persistent": {}, "transient": {}}
@@ -153,11 +156,25 @@ class Node:
         return index, index.mapping.to_json() != meta["mappings"]
 
     # ----- committing metadata ------------------------------------------------------------------------------
-    def metadata(self) -> Metadata:
-        """The node's metadata as it is in memory (what the next commit writes)."""
-        indices = {name: q.meta for name, q in self.quarantined.items()}
+    def _metadata(self, changed: dict[str, Any] | None = None) -> Metadata:
+        """The node's metadata as it is in memory (what the next commit writes). With ``changed`` (one
+        index's own meta, from a dynamic mapping update) only that index is serialised again: the others
+        are as last committed, since every other change goes through a full commit."""
+        indices: dict[str, Any] = {name: q.meta for name, q in self.quarantined.items()}
         for name, index in self.indices.items():
-            indices[name] = {k: v for k, v in index.meta().items() if k != "name"}
+            cached = self._serialised.get(name)
+            if changed is not None and changed.get("name") == name:
+                cached = None
+                meta = changed
+            elif changed is None or cached is None:
+                cached = None
+                meta = index.meta()  # Mapping.to_json deep-copies: the cost a dynamic update avoids
+            if cached is None:
+                cached = orjson.Fragment(orjson.dumps({k: v for k, v in meta.items() if k != "name"}))
+                self._serialised[name] = cached
+            indices[name] = cached
+        for name in [n for n in self._serialised if n not in self.indices]:
+            del self._serialised[name]
         return Metadata(
             self.cluster_uuid,
             dict(sorted(indices.items())),
@@ -165,13 +182,13 @@ class Node:
             self.tombstones[-MAX_TOMBSTONES:],
         )
 
-    def _commit(self) -> None:
+    def _commit(self, changed: dict[str, Any] | None = None) -> None:
         if self._store is not None and not self._changing:
-            self._store.commit(self.metadata())
+            self._store.commit(self._metadata(changed))
 
     def _index_meta_changed(self, meta: dict[str, Any]) -> None:
         """An index's own metadata changed (a dynamic mapping update while indexing): commit it."""
-        self._commit()
+        self._commit(changed=meta)
 
     @contextmanager
     def metadata_change(self) -> Iterator[None]:
@@ -222,6 +239,7 @@ class Node:
         self.cluster_settings = snapshot["cluster_settings"]
         self.tombstones = snapshot["tombstones"]
         self._detached = []
+        self._serialised.clear()  # it may hold what the failed commit serialised
 
     # ----- index lifecycle ----------------------------------------------------------------------------------
     def create_index(self, name: str, body: dict[str, Any] | None) -> Index:

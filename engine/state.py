@@ -58,10 +58,10 @@ class MetadataError(RuntimeError):
 @dataclass
 class Metadata:
     """One committed state. ``indices`` maps a name to its metadata (``uuid``, ``settings``, ``mappings``,
-    ``aliases``, ``closed``)."""
+    ``aliases``, ``closed``): a dict, or (when committing) that dict serialised, an orjson.Fragment."""
 
     cluster_uuid: str
-    indices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    indices: dict[str, Any] = field(default_factory=dict)
     persistent: dict[str, Any] = field(default_factory=dict)
     tombstones: list[dict[str, Any]] = field(default_factory=list)
     generation: int = 0  # 0: never committed (a new or migrated data directory)
@@ -76,8 +76,7 @@ class Metadata:
                 "indices": self.indices,
                 "tombstones": self.tombstones[-MAX_TOMBSTONES:],
             },
-            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
-        )
+        )  # compact: an index's metadata can be large, and it is rewritten at every change
 
 
 class MetadataStore:
