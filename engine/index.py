@@ -9,6 +9,7 @@ default, ``-1`` disables it), on ``POST _refresh`` and on writes with ``?refresh
 from __future__ import annotations
 
 import copy
+import logging
 import time
 import uuid as uuid_lib
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from .routing import shard_id
 from .searcher import Searcher
 from .settings import IndexSettings
 from .store import IndexFiles, Translog
+
+log = logging.getLogger("nirbridge.engine")
 
 VERSION_TYPES = ("internal", "external", "external_gte")
 UPDATE_REQUEST_FIELDS = ("script", "scripted_upsert", "upsert", "doc", "doc_as_upsert", "detect_noop",
@@ -261,7 +264,8 @@ class Index:
         """The document's indexable values, with the ``_routing`` metadata field indexed as a docs-only
         term."""
         limit = None if replaying else self.settings.nested_objects_limit
-        parsed, mapping_update = self.mapping.parse(source, doc_id, limit, check_limits=not replaying)
+        parsed, mapping_update = self.mapping.parse(source, doc_id, limit, check_limits=not replaying,
+                                                    lenient=replaying)
         if routing is not None:
             parsed.terms["_routing"] = [routing]
             parsed.present.add("_routing")
@@ -430,6 +434,9 @@ class Index:
             if not isinstance(op.get("s"), dict):
                 raise ValueError("the operation has no document")
             parsed, _ = self._parse(op["s"], doc_id, routing, replaying=True)
+            if self.mapping.skipped:  # the mapping grew since the document was written: say what it lost
+                log.warning("index [%s]: document [%s] (seq_no %s) replayed without %s", self.name, doc_id,
+                            seq_no, "; ".join(self.mapping.skipped))
             self._apply(DocVersion(doc_id, op["s"], seq_no, self.primary_term, version, parsed, routing))
         else:
             self._apply(DocVersion(doc_id, None, seq_no, self.primary_term, version))

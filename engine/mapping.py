@@ -21,6 +21,7 @@ import numpy as np
 from . import errors
 from .analysis import AnalysisError, Analyzer, get_analyzer
 from .dates import storable_date_value
+from .metadata_fields import METADATA_FIELDS
 from .scoring import SPACE_TYPES, encode_feature
 from .settings import IndexSettings
 from .values import (
@@ -95,6 +96,8 @@ class Mapping:
         self.fields: dict[str, Field] = {}
         self.objects: set[str] = set()
         self._checking = True  # whether the document being parsed is held to the limits
+        self._lenient = False  # replaying: a value the mapping cannot take is skipped, not refused
+        self.skipped: list[str] = []  # what the last lenient parse skipped (field and reason)
         if body:
             self.merge(body, strict=strict)
 
@@ -111,19 +114,9 @@ class Mapping:
                     raise errors.mapper_parsing("[properties] must be an object")
                 merged.setdefault("properties", {})
                 _merge_properties(merged["properties"], value, "")
-            elif key in (
-                "dynamic",
-                "_source",
-                "_meta",
-                "date_detection",
-                "numeric_detection",
-                "dynamic_templates",
-                "_routing",
-                "enabled",
-                "_field_names",
-                "_all",
-                "_size",
-            ):
+            elif key in ROOT_PARAMS:
+                if strict:
+                    _check_root_param(key, value)
                 merged[key] = copy.deepcopy(value)
             else:
                 raise errors.mapper_parsing(
@@ -251,24 +244,35 @@ class Mapping:
         return str(self.body.get("dynamic", "true")).lower()
 
     def source_enabled(self) -> bool:
-        return bool((self.body.get("_source") or {}).get("enabled", True))
+        source = self.body.get("_source")
+        return not isinstance(source, dict) or str(source.get("enabled", True)).lower() != "false"
 
     def to_json(self) -> dict[str, Any]:
         return copy.deepcopy(self.body)
 
     # ----- document parsing ---------------------------------------------------------------------------------
     def parse(self, source: dict[str, Any], doc_id: str, nested_limit: int | None = None,
-              check_limits: bool = True) -> tuple[ParsedDoc, dict[str, Any] | None]:
+              check_limits: bool = True, lenient: bool = False) -> tuple[ParsedDoc, dict[str, Any] | None]:
         """Parse ``source``; returns the parsed values and a dynamic mapping update (or None).
 
-        A dynamic update is held to the mapping limits unless ``check_limits`` is false (translog replay: the
-        update was accepted, and persisted, when the document was written)."""
+        A dynamic update is held to the mapping limits unless ``check_limits`` is false. ``lenient`` is for
+        translog replay: the document was accepted when it was written, under the mapping of that moment,
+        and the mapping may have grown since (a field mapped after the document ignored a value of it,
+        ``dynamic`` made strict), so a value the mapping now refuses is skipped, as ``ignore_malformed``
+        would, instead of refusing an acknowledged document."""
         parsed = ParsedDoc()
         dynamic_props: dict[str, Any] = {}
         saved = (dict(self.fields), set(self.objects))
-        self._checking = check_limits
+        self._checking, self._lenient = check_limits, lenient
+        self.skipped = []
         update = None
         try:
+            for name in source:
+                if name in METADATA_FIELDS and not lenient:
+                    raise errors.mapper_parsing(
+                        f"Field [{name}] is a metadata field and cannot be added inside a document. Use the "
+                        "index API request parameters."
+                    )
             self._parse_object(source, "", parsed, dynamic_props, doc_id, self.dynamic())
             if nested_limit is not None and parsed.nested_docs > nested_limit:
                 raise errors.mapper_parsing(
@@ -300,8 +304,14 @@ class Mapping:
         doc_id: str,
         dynamic: str,
     ) -> None:
+        lenient = self._lenient
         for name, value in obj.items():
+            if not prefix and name in METADATA_FIELDS:  # refused by parse(); skipped when replaying
+                continue
             if not name or name.strip(".") != name or ".." in name:
+                if lenient:
+                    self.skipped.append(f"[{prefix}{name}]: not a usable field name")
+                    continue
                 raise errors.mapper_parsing(
                     "field name cannot be an empty string" if not name else
                     f"object field starting or ending with a [.] makes object resolution ambiguous: [{name}]"
@@ -319,28 +329,34 @@ class Mapping:
                     if null_value is None:
                         continue
                     value = null_value
-            if path in self.objects or (path not in self.fields and isinstance(value, dict)):
+            # An array is a field's values whatever its nesting ([[1, 2], [3]] is 1, 2, 3), as OpenSearch
+            # parses it; an unmapped one whose first value is an object maps an object, as a lone object does.
+            values = _flatten(value) if isinstance(value, list) else None
+            is_object = isinstance(value, dict) or (values is not None and isinstance(_first(values), dict))
+            if path in self.objects or (path not in self.fields and is_object):
                 if not isinstance(value, dict | list):
-                    if path in self.objects:
-                        raise errors.mapper_parsing(
-                            f"object mapping for [{path}] tried to parse field [{name}] as object, but "
-                            "found a "
-                            f"concrete value"
-                        )
-                items = value if isinstance(value, list) else [value]
-                for item in items:
+                    if lenient:
+                        self.skipped.append(f"[{path}]: a concrete value for an object")
+                        continue
+                    raise errors.mapper_parsing(
+                        f"object mapping for [{path}] tried to parse field [{name}] as object, but found a "
+                        "concrete value"
+                    )
+                for item in values if values is not None else [value]:
                     if item is None:
                         continue
                     if not isinstance(item, dict):
+                        if lenient:
+                            self.skipped.append(f"[{path}]: a concrete value for an object")
+                            continue
                         raise errors.mapper_parsing(
                             f"object mapping for [{path}] tried to parse field [{name}] as object, but "
-                            "found a "
-                            f"concrete value"
+                            "found a concrete value"
                         )
                     if path not in self.objects:
-                        if dynamic == "strict":
+                        if dynamic == "strict" and not lenient:
                             raise _strict(name, prefix)
-                        if dynamic == "false":
+                        if dynamic in ("false", "strict"):
                             continue
                         if self._checking:  # at once, before a deep document is walked any deeper
                             self._check_depth(path)
@@ -358,9 +374,9 @@ class Mapping:
                 continue
             spec_field = self.fields.get(path)
             if spec_field is None:
-                if dynamic == "strict":
+                if dynamic == "strict" and not lenient:
                     raise _strict(name, prefix)
-                if dynamic == "false":
+                if dynamic in ("false", "strict"):
                     continue
                 inferred = _infer_mapping(value, self.body)
                 if inferred is None:
@@ -411,16 +427,22 @@ class Mapping:
                 parsed.features[path] = {path: _encode_feature(number, path)}
                 parsed.present.add(path)
                 return
-            values = value if isinstance(value, list) else [value]
+            values = _flatten(value) if isinstance(value, list) else [value]
             for item in values:
                 if item is None:
                     continue
-                if isinstance(item, dict | list):
-                    raise ValueError(
-                        f"Can't get text on a {'START_OBJECT' if isinstance(item, dict) else 'START_ARRAY'}"
-                    )
+                if isinstance(item, dict):
+                    raise ValueError("Can't get text on a START_OBJECT")
                 self._parse_scalar(spec, item, parsed)
+        except errors.EngineError as exc:
+            if self._lenient:
+                self.skipped.append(f"[{path}]: {exc.reason}")
+                return
+            raise
         except ValueError as exc:
+            if self._lenient:
+                self.skipped.append(f"[{path}]: {exc}")
+                return
             if spec.params.get("ignore_malformed"):
                 return
             preview = value if not isinstance(value, str) else value[:20]
@@ -531,6 +553,31 @@ def _scaled(number: int | float, scaling_factor: Any) -> float:
     else:
         rounded = round(scaled)
     return rounded / factor
+
+
+# Root mapping parameters, with the JSON shape each must have.
+ROOT_PARAMS: dict[str, type | tuple[type, ...]] = {
+    "dynamic": (bool, str), "_source": dict, "_meta": dict, "date_detection": (bool, str),
+    "numeric_detection": (bool, str), "dynamic_templates": list, "_routing": dict, "enabled": (bool, str),
+    "_field_names": dict, "_all": dict, "_size": dict,
+}
+
+
+def _check_root_param(key: str, value: Any) -> None:
+    """A root mapping parameter of the shape OpenSearch's RootObjectMapper parses (a stored mapping is
+    read leniently instead: see source_enabled)."""
+    expected = ROOT_PARAMS[key]
+    if not isinstance(value, expected):
+        raise errors.mapper_parsing(
+            f"Failed to parse mapping [_doc]: [{key}] has an unsupported value [{value}] "
+            f"(a {_java_type(value)})"
+        )
+    if isinstance(value, str):
+        allowed = ("true", "false", "strict", "runtime") if key == "dynamic" else ("true", "false")
+        if value.lower() not in allowed:
+            raise errors.mapper_parsing(f"Could not convert [{key}] to boolean")
+    if key == "_source" and not isinstance(value.get("enabled", True), bool | str):
+        raise errors.mapper_parsing("Could not convert [_source.enabled] to boolean")
 
 
 def _java_type(value: Any) -> str:
@@ -665,10 +712,31 @@ def _strict(name: str, prefix: str) -> errors.EngineError:
     )
 
 
+def _flatten(values: list[Any]) -> list[Any]:
+    """The values of a JSON array, nested arrays flattened in order (iteratively: no recursion on depth)."""
+    if not any(isinstance(v, list) for v in values):
+        return values
+    out: list[Any] = []
+    stack = [iter(values)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _first(values: list[Any]) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
 def _infer_mapping(value: Any, body: dict[str, Any]) -> dict[str, Any] | None:
     """OpenSearch's default dynamic mapping for a JSON value (arrays take their first non-null element)."""
     if isinstance(value, list):
-        value = next((v for v in value if v is not None), None)
+        value = _first(_flatten(value))
         if value is None:
             return None
     if isinstance(value, bool):
@@ -739,6 +807,10 @@ def _expand_dotted(update: dict[str, Any]) -> dict[str, Any]:
 
 
 def _merge_properties(target: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
+    if not isinstance(update, dict):
+        raise errors.mapper_parsing(
+            f"Expected map for property [properties] on field [{prefix[:-1]}] but got a {_java_type(update)}"
+        )
     for name in update:
         if not name:
             raise errors.illegal_argument("field name cannot be an empty string")

@@ -263,6 +263,8 @@ class Node:
         uuid = secrets.token_urlsafe(16)[:22]
         settings = IndexSettings.create(body.get("settings"), name, uuid, int(time.time() * 1000))
         mappings = body.get("mappings") or {}
+        if not isinstance(body.get("aliases") or {}, dict):
+            raise errors.EngineError(400, "parse_exception", "key [aliases] must be an object")
         aliases = {alias: alias_metadata(spec) for alias, spec in (body.get("aliases") or {}).items()}
         for alias in aliases:
             if alias == name or alias in self.index_names():

@@ -571,9 +571,13 @@ def sigmoid_scores(freqs: Any, weight: float, pivot: float, exponent: float) -> 
     ``k^a = Math.pow(pivot, a)`` is a double computed once; all double, then cast."""
     k = _check_positive("pivot", pivot)
     a = _check_positive("exp", exponent)
-    pivot_pa = math.pow(float(k), float(a))
+    try:
+        pivot_pa = math.pow(float(k), float(a))
+    except OverflowError:  # Java's Math.pow overflows to Infinity (the scores are then NaN, as in Lucene)
+        pivot_pa = math.inf
     s = np.asarray(decode_feature(freqs), dtype=np.float64)
-    out = (float(F32(weight)) * (1.0 - pivot_pa / (np.power(s, float(a)) + pivot_pa))).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (float(F32(weight)) * (1.0 - pivot_pa / (np.power(s, float(a)) + pivot_pa))).astype(np.float32)
     return out[()] if out.ndim == 0 else out
 
 
