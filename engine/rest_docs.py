@@ -11,7 +11,6 @@ import orjson
 
 from . import errors
 from .index import DocVersion, Index
-from .limits import check_json_depth
 from .node import Node
 from .rest import Request, Response, param_list, route
 from .search import stored_fields_of
@@ -410,13 +409,10 @@ def _parse_bulk(lines: list[bytes], default_index: str | None) -> list[tuple[str
             raw = lines[i].strip()
             i += 1
             if raw:  # an empty source is refused by the item itself ("document is empty")
-                try:
+                try:  # (its nesting is checked where every write is: Index.index_doc)
                     payload = orjson.loads(raw)
-                    check_json_depth(payload, "the document")
                 except orjson.JSONDecodeError as exc:
                     payload = errors.mapper_parsing(f"failed to parse: {exc}")
-                except errors.EngineError as exc:
-                    payload = errors.mapper_parsing("failed to parse", caused_by=exc.cause())
             if (
                 action == "update"
                 and payload is not None

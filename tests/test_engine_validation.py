@@ -418,3 +418,43 @@ def test_a_document_the_store_refuses_does_not_fail_every_refresh() -> None:
     index.refresh()
     assert sorted(index.visible) == ["1"]
     assert [q["id"] for q in index.quarantined_ops] == ["2"]
+
+
+# ----- what the fuzz test found (tests/test_engine_fuzz.py) ------------------------------------------------
+
+
+def test_create_index_with_aliases_that_are_not_an_object_is_a_400(http: httpx.Client) -> None:
+    response = http.put("/aliased", json={"aliases": ["a"]})
+    _error(response, 400, "parse_exception", "key [aliases] must be an object")
+
+
+def test_root_mapping_parameters_of_the_wrong_shape_are_refused(http: httpx.Client) -> None:
+    http.put("/shaped", json={}).raise_for_status()
+    for update in ({"_source": []}, {"dynamic": 5}, {"dynamic": "sometimes"}, {"_meta": "x"}):
+        _error(http.put("/shaped/_mapping", json=update), 400, "mapper_parsing_exception")
+    assert http.post("/shaped/_search", json={}).status_code == 200  # a bad _source used to fail every search
+
+
+def test_metadata_fields_inside_a_document_are_refused(http: httpx.Client) -> None:
+    for field in ("_id", "_source", "_routing"):
+        _error(http.put("/meta-in-doc/_doc/1", json={field: "x", "t": "y"}), 400, "mapper_parsing_exception",
+               f"Field [{field}] is a metadata field and cannot be added inside a document")
+
+
+def test_arrays_are_flattened_and_an_array_of_objects_maps_an_object(http: httpx.Client) -> None:
+    http.put("/arrays", json={"mappings": {"properties": {"l": {"type": "long"}}}}).raise_for_status()
+    doc = {"l": [[1, 2], [3, [4]]], "objs": [{"a": "x"}, None, {"a": "y"}], "dyn": [[5]]}
+    assert http.put("/arrays/_doc/1", json=doc, params={"refresh": "true"}).status_code == 201
+    mapping = http.get("/arrays/_mapping").json()["arrays"]["mappings"]["properties"]
+    assert mapping["objs"] == {"properties": {"a": {"type": "text", "fields": {
+        "keyword": {"type": "keyword", "ignore_above": 256}}}}}
+    assert mapping["dyn"] == {"type": "long"}
+    for query in ({"term": {"l": 4}}, {"term": {"objs.a": "y"}}, {"term": {"dyn": 5}}):
+        assert http.post("/arrays/_count", json={"query": query}).json()["count"] == 1, query
+    _error(http.put("/arrays/_doc/2", json={"objs": "a string"}), 400, "mapper_parsing_exception",
+           "tried to parse field [objs] as object, but found a concrete value")
+
+
+def test_rank_feature_sigmoid_that_overflows_a_double_is_not_a_500(http: httpx.Client, ranked: str) -> None:
+    query = {"rank_feature": {"field": "pagerank", "sigmoid": {"pivot": 921, "exponent": 104}}}
+    assert http.post(f"/{ranked}/_search", json={"query": query}).status_code == 200
