@@ -480,7 +480,12 @@ class QueryParser:
         handler = getattr(self, f"_q_{name}", None)
         if handler is None:
             raise errors.parsing(f"unknown query [{name}]", line=1, col=1)
-        return handler(body)
+        try:
+            return handler(body)
+        except (TypeError, ValueError, AttributeError) as exc:
+            # Parsing only builds nodes: a value of the wrong JSON type (a string boost, a list where an
+            # object belongs) is the request's error, answered 400 as OpenSearch's parsers answer it.
+            raise errors.parsing(f"[{name}] failed to parse query: {exc}") from exc
 
     # ----- compound -----------------------------------------------------------------------------------------
     def _q_match_all(self, body: dict[str, Any]) -> Node:

@@ -239,6 +239,13 @@ def mget(node: Node, request: Request) -> Response:
     for position, spec in enumerate(docs):
         if not isinstance(spec, dict):
             raise errors.illegal_argument("docs array element should include an object")
+        for key in ("_index", "_id", "routing"):  # MultiGetRequest reads them as text
+            if isinstance(spec.get(key), dict | list):
+                kind = "OBJECT" if isinstance(spec[key], dict) else "ARRAY"
+                raise errors.EngineError(400, "parse_exception",
+                                         f"No parameter named [{key}] and type {kind}")
+            if spec.get(key) is not None:
+                spec[key] = _json_text(spec[key])
         if spec.get("_index", default_index) is None:
             problems.append(f"index is missing for doc {position}")
         if spec.get("_id") is None:

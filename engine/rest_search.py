@@ -262,6 +262,8 @@ def msearch(node: Node, request: Request) -> Response:
             body = orjson.loads(lines[i + 1])
         except orjson.JSONDecodeError as exc:
             raise errors.EngineError(400, "parse_exception", f"Failed to parse msearch line: {exc}") from exc
+        if not isinstance(header, dict):
+            raise errors.parsing(f"msearch header at line [{i + 1}] must be a JSON object")
         expression = header.get("index", request.parts.get("index"))
         if isinstance(expression, list):
             expression = ",".join(expression)

@@ -84,6 +84,14 @@ class Hit:
 
 
 def parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Request:
+    """A search request's body and URL parameters; a value of the wrong JSON type is a 400."""
+    try:
+        return _parse_request(body, params)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise errors.parsing(f"failed to parse search request: {exc}") from exc
+
+
+def _parse_request(body: dict[str, Any] | None, params: dict[str, str]) -> Request:
     body = dict(body or {})
     for key in body:
         if key not in BODY_KEYS:

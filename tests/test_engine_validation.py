@@ -458,3 +458,20 @@ def test_arrays_are_flattened_and_an_array_of_objects_maps_an_object(http: httpx
 def test_rank_feature_sigmoid_that_overflows_a_double_is_not_a_500(http: httpx.Client, ranked: str) -> None:
     query = {"rank_feature": {"field": "pagerank", "sigmoid": {"pivot": 921, "exponent": 104}}}
     assert http.post(f"/{ranked}/_search", json={"query": query}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "error_type"),
+    [
+        ("POST", "/_msearch", {"content": b"[]\n{}\n", "headers": NDJSON}, "parsing_exception"),
+        ("POST", "/_mget", {"json": {"docs": [{"_index": ["typed"], "_id": "1"}]}}, "parse_exception"),
+        ("POST", "/_mget", {"json": {"docs": [{"_index": "typed", "_id": {"a": 1}}]}}, "parse_exception"),
+        ("POST", "/typed/_search", {"json": {"query": {"match_all": {"boost": "x"}}}}, "parsing_exception"),
+        ("POST", "/typed/_search", {"json": {"min_score": "x"}}, "parsing_exception"),
+        ("POST", "/typed/_search", {"json": {"_source": {"includes": 5}}}, "parsing_exception"),
+    ],
+)
+def test_reads_with_values_of_the_wrong_type_are_a_400(
+    http: httpx.Client, typed: str, method: str, path: str, kwargs: dict, error_type: str
+) -> None:
+    _error(http.request(method, path, **kwargs), 400, error_type)
