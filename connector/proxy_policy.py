@@ -4,17 +4,18 @@
     is_read_only("POST", "/scifact/_doc/1")         False (a write)
     is_read_only("PUT", "/scifact")                 False (index creation)
 
-Read-only: every GET and HEAD; POST to the search and read APIs, in exactly their own shapes (`_search` and
-its `scroll` (`/{scroll_id}`), `point_in_time` and `template` sub-routes, `_count`, `_msearch` (and
+Read-only: every GET and HEAD, but for `_flush` and `_refresh` (OpenSearch takes both by GET too, and they
+make the cluster work: admin calls); POST to the search and read APIs, in exactly their own shapes (`_search`
+and its `scroll` (`/{scroll_id}`), `point_in_time` and `template` sub-routes, `_count`, `_msearch` (and
 `/template`), `_mget`, `_field_caps`, `_validate/query`, `_explain/{id}`, `_analyze`, `_termvectors`
-(`/{id}`), `_mtermvectors`, `_rank_eval`, `_render/template` (`/{id}`)), after index names or none;
-DELETE of the scrolls or points in time a caller names (`DELETE /_search/scroll` or `/_search/point_in_time`
-with the ids in a JSON body, `DELETE /_search/scroll/{id}`: it releases readers, it writes nothing).
-Releasing every reader of the cluster (`_all`: `DELETE /_search/scroll/_all`, `/_search/point_in_time/_all`,
-or `_all` as the id in the body or in `?scroll_id=`) would also end the scans of a running enrichment: it is
-an admin call, as is a DELETE whose body is not JSON or comes in the `source` parameter (unreadable here).
-Everything else (PUT, PATCH, other DELETE and POST: `_bulk`, `_doc`, `_update`, `_delete_by_query`,
-`_aliases`, `_settings`, ...) is a write or an admin call.
+(`/{id}`), `_mtermvectors`, `_rank_eval`, `_render/template` (`/{id}`)), after index names or none; DELETE of
+the scrolls or points in time a caller names (`DELETE /_search/scroll` or `/_search/point_in_time` with the
+ids in a JSON body, `DELETE /_search/scroll/{id}`: it releases readers, it writes nothing). Releasing every
+reader of the cluster (`_all`: `DELETE /_search/scroll/_all`, `/_search/point_in_time/_all`, or `_all` as the
+id in the body or in `?scroll_id=`) would also end the scans of a running enrichment: it is an admin call, as
+is a DELETE whose body is not JSON or comes in the `source` parameter (unreadable here). Everything else (PUT,
+PATCH, other DELETE and POST: `_bulk`, `_doc`, `_update`, `_delete_by_query`, `_aliases`, `_settings`, ...) is
+a write or an admin call.
 
 The path judged here is the decoded one that connector.proxy_paths checked, the very path the cluster gets.
 """
@@ -48,6 +49,7 @@ _READ_POSTS: dict[str, frozenset[tuple[str, ...]]] = {
     "_rank_eval": frozenset({()}),
     "_render": frozenset({("template",), ("template", "*")}),
 }
+_ACTING_GETS = frozenset({"_flush", "_refresh"})  # GET routes of OpenSearch that act on the cluster
 _READ_DELETES = {"scroll": 1, "point_in_time": 0}  # what a DELETE releases -> the ids its path may name
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')  # every string literal of a valid JSON text
 
@@ -98,9 +100,9 @@ def is_read_only(
     """Whether `method path` only reads (see the module docstring for the list); `params` (the decoded query
     parameters) and `body` matter to a DELETE, which must not release every reader."""
     method = method.upper()
-    if method in ("GET", "HEAD"):
-        return True
     endpoint = endpoint_of(path)
+    if method in ("GET", "HEAD"):
+        return not endpoint or endpoint[0] not in _ACTING_GETS
     if not endpoint:
         return False  # POST/PUT/DELETE on an index itself
     if method == "DELETE":

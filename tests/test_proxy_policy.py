@@ -39,6 +39,7 @@ PIECES = [
     "idx", "other", "idx,other", "w", "1", "_all", "_search", "scroll", "point_in_time", "template", "_doc",
     "_bulk", "_update", "_mapping", "_aliases", "_settings", "_count", "_msearch", "_mget", "_explain",
     "_delete_by_query", "_validate", "query", "_render", "_termvectors", "_create", "_source",
+    "_flush", "_refresh",
     ".", "..", "%2e", "%2E", "%2e%2e", "%2E%2e", "%2e%2E", ".%2e", "%2E.", "...", "a.b", "%2F", "%2f",
     "..%2F", "%2e%2e%2f_doc", "%5C", "%5c", "%5Fdoc", "%5fbulk", "%5F%5Fx", "a%00b", "%0a", "%7F", "%25",
     "%252e%252e", "%C0%AE", "%E2%80%AE", "caf%C3%A9", "%ZZ", "%2", "",
@@ -55,6 +56,7 @@ _READ_ROUTE = re.compile(  # POST routes that read: OpenSearch's read APIs after
     rf"(?:/template)?|_mget|_field_caps|_validate/query|_explain/{_ID}|_analyze|_termvectors(?:/{_ID})?"
     rf"|_mtermvectors|_rank_eval|_render/template(?:/{_ID})?)/?"
 )
+_ACTING_GET = re.compile(rf"(?:/(?:_all|{_ID}))*/(?:_flush|_refresh)(?:/.*)?")  # GET routes that act
 _RELEASE = re.compile(r"/_search/(?:scroll(?:/[^/]+)?|point_in_time)/?")
 
 
@@ -82,10 +84,11 @@ def _reading(raw: str) -> list[str] | None:
 
 
 def _only_reads(method: str, path: str, query: str, body: bytes) -> bool:
-    """The reference policy: GET and HEAD; POST to a read route; DELETE of named scrolls and points in
-    time, never `_all` (in the path, the query or the body) and never a body that is not JSON."""
+    """The reference policy: GET and HEAD, but for `_flush` and `_refresh`; POST to a read route; DELETE of
+    named scrolls and points in time, never `_all` (in the path, the query or the body) and never a body that
+    is not JSON."""
     if method in ("GET", "HEAD"):
-        return True
+        return not _ACTING_GET.fullmatch(path)
     if method == "POST":
         return bool(_READ_ROUTE.fullmatch(path))
     if method != "DELETE" or not _RELEASE.fullmatch(path) or "source=" in query:
@@ -165,6 +168,9 @@ def test_the_campaign_covers_every_outcome(proxy: ProxyServer, upstream: Recordi
         ("POST", "/idx/_search/scroll", 200),
         ("POST", "/idx/_doc/w", 403),
         ("DELETE", "/_search/scroll/abc", 200),
+        ("GET", "/idx/_refresh", 403),  # OpenSearch refreshes and flushes on GET too
+        ("GET", "/_flush", 403),
+        ("GET", "/idx/_mapping", 200),
     ]:
         assert raw_request(proxy.url, method, path, b"{}").status == status, path
 
