@@ -476,11 +476,34 @@ def get_cluster_settings(node: Node, request: Request) -> Response:
 
 @route("/_cluster/settings", methods=("PUT",))
 def put_cluster_settings(node: Node, request: Request) -> Response:
-    body = request.json(required=True) or {}
+    body = request.json(required=True)
+    _check_cluster_settings_body(body)
     out: dict[str, Any] = {"acknowledged": True}
     with node.metadata_change():  # the persistent ones are committed; the transient ones live in memory
         _apply_cluster_settings(node, body, out)
     return Response(200, out)
+
+
+def _check_cluster_settings_body(body: Any) -> None:
+    """The body as OpenSearch's ClusterUpdateSettingsRequest parser takes it: an object of `persistent` and
+    `transient` objects (or null); anything else a 400 before any setting is applied."""
+    if not isinstance(body, dict):
+        raise errors.EngineError(
+            400, "x_content_parse_exception", "[cluster_update_settings_request] expected an object"
+        )
+    for key, value in body.items():
+        if key not in ("persistent", "transient"):
+            raise errors.EngineError(
+                400, "x_content_parse_exception", f"[cluster_update_settings_request] unknown field [{key}]"
+            )
+        if value is not None and not isinstance(value, dict):
+            kinds = {str: "VALUE_STRING", list: "START_ARRAY", bool: "VALUE_BOOLEAN"}
+            kind = kinds.get(type(value), "VALUE_NUMBER")
+            raise errors.EngineError(
+                400,
+                "x_content_parse_exception",
+                f"[cluster_update_settings_request] {key} doesn't support values of type: {kind}",
+            )
 
 
 def _apply_cluster_settings(node: Node, body: dict[str, Any], out: dict[str, Any]) -> None:

@@ -469,6 +469,10 @@ def test_rank_feature_sigmoid_that_overflows_a_double_is_not_a_500(http: httpx.C
         ("POST", "/typed/_search", {"json": {"query": {"match_all": {"boost": "x"}}}}, "parsing_exception"),
         ("POST", "/typed/_search", {"json": {"min_score": "x"}}, "parsing_exception"),
         ("POST", "/typed/_search", {"json": {"_source": {"includes": 5}}}, "parsing_exception"),
+        ("PUT", "/_cluster/settings", {"json": {"persistent": 5}}, "x_content_parse_exception"),
+        ("PUT", "/_cluster/settings", {"json": {"transient": ["a"]}}, "x_content_parse_exception"),
+        ("PUT", "/_cluster/settings", {"json": {"persistant": {}}}, "x_content_parse_exception"),
+        ("PUT", "/_cluster/settings", {"json": [1]}, "x_content_parse_exception"),
     ],
 )
 def test_reads_with_values_of_the_wrong_type_are_a_400(
