@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from opensearchpy import OpenSearch
+from recording_upstream import RecordingUpstream
 from redis_fixture import RedisServer
 
 from nirbridge.connector.engine_process import EngineProcess, running_engine
@@ -51,3 +52,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[RecordingUpstream]:
+    """A stdlib HTTP server that records each request line as it came over the socket and answers 200 {}:
+    the cluster behind a proxy under test, where what the proxy forwards is the question."""
+    server = RecordingUpstream()
+    yield server
+    server.stop()

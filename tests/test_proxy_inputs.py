@@ -91,13 +91,6 @@ PARAMS = st.lists(
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    server = RecordingUpstream()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def proxy(upstream: RecordingUpstream) -> Iterator[ProxyServer]:
     server = ProxyServer(Settings(url=upstream.url, proxy_rerank_model="no-model"), reranker=None)
     yield server

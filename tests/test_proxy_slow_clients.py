@@ -23,13 +23,6 @@ HEADER_TIMEOUT_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    server = RecordingUpstream()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def proxy(upstream: RecordingUpstream) -> Iterator[ProxyServer]:
     settings = Settings(
         url=upstream.url,
