@@ -448,6 +448,7 @@ def end_to_end(args: argparse.Namespace, model: Path) -> dict[str, Any]:
         os.environ.get("NIRBRIDGE_TEST_MODELS") or Path.home() / ".cache" / "nirbridge" / "test-models"
     )
     worker_env = {} if args.model else {"NIRBRIDGE_CACHE_DIR": str(models_cache / "cache")}  # its exports
+    worker_env["NIRBRIDGE_RERANK_MODELS"] = str(model)  # the one the proxy sends (workers.rerank_policy)
     with tempfile.TemporaryDirectory(prefix="nirbridge-bench-proxy-") as scratch_name:
         scratch = Path(scratch_name)
         with running_engine() as engine:

@@ -659,11 +659,15 @@ def worker(
     names = [name.strip() for name in queues.split(",") if name.strip()]
     try:
         # JSON logs: no banner on stdout, so that every line the worker prints parses
-        run_worker(names, concurrency=concurrency, loglevel=level, hostname=hostname, quiet=chosen == "json")
+        status = run_worker(
+            names, concurrency=concurrency, loglevel=level, hostname=hostname, quiet=chosen == "json"
+        )
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--queues'") from None
     except ConnectionError as error:
         _fail(str(error), 2)
+    if status:  # stopped by itself on an error: a supervisor restarting on-failure must see it
+        raise typer.Exit(status)
 
 
 from .eval_cli import eval_command  # noqa: E402 - the eval command lives in its own module

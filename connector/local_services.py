@@ -34,15 +34,20 @@ class RedisServer:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is not installed (scripts/setup.sh installs it with apt-get)")
+        self.executable = executable
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            + ["--dir", str(directory)],
-            stdout=(directory / "redis.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        self._start()
+
+    def _start(self) -> None:
+        with (self.directory / "redis.log").open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+                + ["--appendonly", "no", "--dir", str(self.directory)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -56,6 +61,12 @@ class RedisServer:
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def restart(self) -> None:
+        """Start it again on the same port after `stop` (an outage ends; it comes back empty)."""
+        if self.process.poll() is None:
+            raise RuntimeError(f"redis-server on port {self.port} is still running")
+        self._start()
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -21,6 +21,10 @@ first-stage order and scores.
 (`fusion.interpolate`), and that value is the hits' `_score`; 0 gives the first-stage order back. A degraded
 answer ignores it (first-stage order and scores).
 
+What a request may name is the operator's: `model` and `backend` must be on the allow-lists
+(`NIRBRIDGE_RERANK_MODELS`, `NIRBRIDGE_RERANK_BACKENDS`: workers.rerank_policy) and `params` within their
+ranges, else 400 naming what is allowed; the workers check the same again before they load anything.
+
 Passages: the values of `fields` in each hit's `_source`, in that order, joined by a space (a list value is
 joined too; a missing field adds nothing), cut to `MAX_PASSAGE_CHARS` characters. The cross-encoder cuts
 further to its own word-piece limit (workers.cross_encoder: `100 * max_length` characters, then word pieces).
@@ -32,7 +36,11 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
+
+from nirbridge.workers.errors import RerankRefused
+from nirbridge.workers.rerank_policy import RerankPolicy, check_params
 
 from .fusion import interpolate
 from .proxy_errors import BadRequest
@@ -64,6 +72,15 @@ class AsyncReranker(Protocol):
         params: dict[str, Any],
         deadline: float,
     ) -> Any: ...
+
+
+@lru_cache(maxsize=8)
+def _policy(models: str, backends: str, default_model: str, default_backend: str) -> RerankPolicy:
+    """The allow-lists of the settings (built once per distinct settings: the shipped models are listed)."""
+    try:
+        return RerankPolicy.from_values(models, backends, default_model, default_backend)
+    except ValueError as error:  # a bad NIRBRIDGE_RERANK_BACKENDS: the operator's, named in every answer
+        raise BadRequest(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,10 @@ class RerankSpec:
         params = raw.get("params", {})
         if not isinstance(params, Mapping):
             raise BadRequest(f"[{where}.params] must be an object, got {params!r}")
+        try:
+            params = check_params(params)
+        except RerankRefused as error:
+            raise BadRequest(f"[{where}.params] {error}") from None
         query = raw.get("query")
         if query is not None and (not isinstance(query, str) or not query.strip()):
             raise BadRequest(f"[{where}.query] must be a non-empty string, got {query!r}")
@@ -121,6 +142,17 @@ class RerankSpec:
             raise BadRequest(
                 f"no reranker model configured: set NIRBRIDGE_PROXY_RERANK_MODEL or {where}.model"
             )
+        policy = _policy(
+            settings.rerank_models,
+            settings.rerank_backends,
+            settings.proxy_rerank_model,
+            settings.proxy_rerank_backend,
+        )
+        backend = raw.get("backend") or settings.proxy_rerank_backend
+        try:
+            model, backend = policy.model(model), policy.backend(backend)
+        except RerankRefused as error:
+            raise BadRequest(f"[{where}] {error}") from None
         limit_ms = settings.proxy_rerank_deadline_ms
         deadline_ms = raw.get("deadline_ms", limit_ms)
         if isinstance(deadline_ms, bool) or not isinstance(deadline_ms, int | float) or deadline_ms <= 0:
@@ -130,8 +162,8 @@ class RerankSpec:
             weight=float(weight),
             fields=tuple(fields),
             model=model,
-            backend=raw.get("backend") or settings.proxy_rerank_backend,
-            params=dict(params),
+            backend=backend,
+            params=params,
             deadline_s=min(float(deadline_ms), limit_ms) / 1000.0,  # a request may ask less, never more
             query=query,
         )

@@ -21,10 +21,14 @@ start with one of these words, so a caller can count them:
 
 The wait polls the result backend every ``poll_s`` (as ``connector.runner`` does); every Redis call has a
 socket timeout, and the blocking work runs in a thread pool so that even a Redis call that hangs cannot hold
-the caller past its deadline.  The task is sent with ``expires`` = the deadline: a worker that gets to it
-later discards it.  ``arerank`` awaits the same work from an asyncio event loop (the proxy's ASGI app).
-Its headers carry the caller's request id and the time it was sent (``workers.observe``: the worker logs
-the id and measures the queue wait).
+the caller past its deadline.  The task is sent with ``expires`` = the deadline, and the deadline itself (as
+``time.time()``) in a header: a worker that gets to it later discards it, one that is computing it stops
+between two batches (workers.tasks).  After a broker error the client's pooled Redis connections are
+dropped, so that a Redis that came back is reached afresh (not through sockets it closed), and the call that
+met the error is tried once more on a new connection; the control channel (readiness of a busy worker) has a
+connection of its own, replaced the same way.  ``arerank`` awaits the same work from an asyncio event
+loop (the proxy's ASGI app).  Its headers carry the caller's request id and the time it was sent
+(``workers.observe``: the worker logs the id and measures the queue wait).
 """
 
 from __future__ import annotations
@@ -32,17 +36,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from nirbridge.logs import REQUEST_ID
 from nirbridge.workers.celery_app import RERANK_QUEUE, redact
-from nirbridge.workers.observe import REQUEST_ID_HEADER, SENT_AT_HEADER
+from nirbridge.workers.observe import DEADLINE_HEADER, REQUEST_ID_HEADER, SENT_AT_HEADER
 from nirbridge.workers.tasks import PING, RERANK
 
 __all__ = ["InProcessReranker", "RerankClient", "RerankOutcome"]
+
+_T = TypeVar("_T")
+# what a lost or restarted Redis raises through redis-py, kombu and Celery: the connections are reset for it
+_CONNECTION_ERRORS = (
+    OperationalError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +218,10 @@ class RerankClient(_Base):
         self.socket_timeout_s = socket_timeout_s
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="nirbridge-rerank")
         self._redis: Any = None
+        self._resets = 0  # how many times the connections were dropped (one reset per broker failure)
+        self._reset_lock = threading.Lock()
+        self._control: Any = None  # the kombu connection of the control channel (``_active_queues``)
+        self._control_lock = threading.Lock()
 
     # --- the boundary where Redis and Celery errors become reasons ------------------------------------------
 
@@ -214,10 +237,45 @@ class RerankClient(_Base):
             )
         return self._redis
 
+    def _reset(self, seen: int) -> None:
+        """Drop the pooled Redis connections of the result backend and of our own client, unless another
+        thread did since this one's call began (``seen``): after an outage they are sockets the old server
+        had open, each of which would fail once more, one caller at a time.  The control connection is
+        replaced too.  (Kombu's connection pool is left alone: emptied by ``force_close_all``, it blocks its
+        next caller for good.)"""
+        with self._reset_lock:
+            if self._resets != seen:
+                return
+            self._resets += 1
+            clients = [self._redis, getattr(self.app.backend, "client", None)]
+            for client in clients:
+                try:
+                    if client is not None:
+                        client.connection_pool.disconnect()
+                except Exception:  # noqa: BLE001 - best effort: a pool that cannot close reconnects anyway
+                    pass
+            with self._control_lock:
+                control, self._control = self._control, None
+            if control is not None:
+                try:
+                    control.collect()  # drops its sockets without a round trip to a Redis that may be gone
+                except Exception:  # noqa: BLE001 - see above
+                    pass
+
+    def _call(self, call: Callable[[], _T]) -> _T:
+        """``call()``; after a connection failure, the connections reset and ``call()`` once more (a stale
+        socket, not a blind retry: a broker still down fails the second time too)."""
+        seen = self._resets
+        try:
+            return call()
+        except _CONNECTION_ERRORS:
+            self._reset(seen)
+        return call()
+
     def queue_length(self) -> int:
         """Messages waiting in the queue's Redis list (kombu keeps priority 0, the default, under its
         name)."""
-        return int(self._broker().llen(self.queue))
+        return int(self._call(lambda: self._broker().llen(self.queue)))
 
     def _revoke(self, task_id: str) -> None:
         try:
@@ -236,6 +294,7 @@ class RerankClient(_Base):
             return _degraded(
                 f"queue full: {waiting} messages wait in {self.queue!r} (max {self.max_queue})", started
             )
+        end = started + deadline
         request = {
             "model": job.model,
             "backend": job.backend,
@@ -243,16 +302,23 @@ class RerankClient(_Base):
             "passages": job.passages,
             "params": job.params,
         }
-        end = started + deadline
+        # for the worker's clock: a wall-clock instant (the monotonic clocks of two machines do not compare)
+        wall_deadline = time.time() + (end - time.monotonic())
         try:
-            result = self.app.send_task(
-                RERANK,
-                args=[request],
-                queue=self.queue,
-                routing_key=self.queue,
-                expires=max(0.001, end - time.monotonic()),
-                retry=False,
-                headers={REQUEST_ID_HEADER: job.request_id, SENT_AT_HEADER: time.time()},
+            result = self._call(
+                lambda: self.app.send_task(
+                    RERANK,
+                    args=[request],
+                    queue=self.queue,
+                    routing_key=self.queue,
+                    expires=max(0.001, end - time.monotonic()),
+                    retry=False,
+                    headers={
+                        REQUEST_ID_HEADER: job.request_id,
+                        SENT_AT_HEADER: time.time(),
+                        DEADLINE_HEADER: wall_deadline,
+                    },
+                )
             )
         except Exception as error:  # noqa: BLE001 - kombu/redis errors, one translation boundary
             return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
@@ -260,7 +326,7 @@ class RerankClient(_Base):
         status = "PENDING"
         while time.monotonic() < end:
             try:
-                meta = self.app.backend.get_task_meta(task_id)
+                meta = self._call(lambda: self.app.backend.get_task_meta(task_id))
             except Exception as error:  # noqa: BLE001 - see above
                 self._revoke(task_id)
                 return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
@@ -306,7 +372,7 @@ class RerankClient(_Base):
             return fast
         remaining = max(0.05, started + timeout_s - time.monotonic())
         try:
-            replies = self.app.control.inspect(timeout=remaining).active_queues() or {}
+            replies = self._call(lambda: self._active_queues(remaining)) or {}
         except Exception as error:  # noqa: BLE001 - redis/kombu errors, one translation boundary
             url = redact(str(self.app.conf.broker_url))
             return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
@@ -327,21 +393,33 @@ class RerankClient(_Base):
             "busy": True,
         }
 
+    def _active_queues(self, timeout_s: float) -> dict[str, Any]:
+        """``inspect().active_queues()`` over this client's control connection, which ``_reset`` replaces
+        after a broker error: kombu's pooled connections stay sockets that a restarted Redis closed, and one
+        failed the first probe after an outage."""
+        with self._control_lock:  # one broadcast at a time on one connection
+            if self._control is None:
+                self._control = self.app.connection_for_write()
+            inspect = self.app.control.inspect(timeout=timeout_s, connection=self._control)
+            return inspect.active_queues() or {}
+
     def _ping_task(self, started: float, timeout_s: float) -> dict[str, Any]:
         """A ``nirbridge.ping`` task through the queue, answered within ``timeout_s`` of ``started``: the
         answer, the broker's failure (``detail``), or no answer (``{"ok": False, "waiting"}``)."""
         url = redact(str(self.app.conf.broker_url))
         try:
             waiting = self.queue_length()
-            result = self.app.send_task(
-                PING, queue=self.queue, routing_key=self.queue, expires=timeout_s, retry=False
+            result = self._call(
+                lambda: self.app.send_task(
+                    PING, queue=self.queue, routing_key=self.queue, expires=timeout_s, retry=False
+                )
             )
         except Exception as error:  # noqa: BLE001 - redis/kombu errors, one translation boundary
             return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
         task_id = str(result.id)
         while time.monotonic() < started + timeout_s:
             try:
-                meta = self.app.backend.get_task_meta(task_id)
+                meta = self._call(lambda: self.app.backend.get_task_meta(task_id))
             except Exception as error:  # noqa: BLE001 - see above
                 self._revoke(task_id)
                 return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
@@ -366,13 +444,16 @@ class RerankClient(_Base):
         super().close()
         if self._redis is not None:
             self._redis.close()
+        if self._control is not None:
+            self._control.collect()
 
 
 class InProcessReranker(_Base):
     """The cross-encoder in this process (one-machine setups): the same calls and outcomes as
     :class:`RerankClient`.  One model computes at a time (it spreads over every core by itself); a request
     whose turn does not come within its deadline is answered "timeout".  A computation that overruns its
-    deadline is not interrupted: it finishes in the background, and requests behind it wait for it."""
+    deadline stops before its next batch (``CrossEncoder.score``'s deadline), so requests behind it wait
+    at most one batch for it."""
 
     def __init__(self, deadline_s: float = 5.0) -> None:
         if deadline_s <= 0:
@@ -396,7 +477,7 @@ class InProcessReranker(_Base):
         if time.monotonic() >= started + deadline:
             return _degraded(f"timeout: its turn came after {deadline:.3g} s", started)
         from nirbridge.workers.cross_encoder import cached_cross_encoder
-        from nirbridge.workers.errors import BadInputError
+        from nirbridge.workers.errors import BadInputError, DeadlineExceeded
 
         try:
             encoder = cached_cross_encoder(job.model, job.backend, job.params)
@@ -406,9 +487,11 @@ class InProcessReranker(_Base):
             )
         computing = time.monotonic()
         try:
-            scores = encoder.score(job.query, job.passages)
+            scores = encoder.score(job.query, job.passages, deadline=started + deadline)
         except BadInputError as error:
             return _degraded(f"bad input: {error}", started)
+        except DeadlineExceeded as error:  # stopped between batches: the caller has answered without it
+            return _degraded(f"timeout: {error}", started)
         now = time.monotonic()
         return RerankOutcome(
             [float(x) for x in scores], False, None, "local", now - computing, encoder.backend, now - started

@@ -45,6 +45,12 @@ The search proxy (`nirbridge serve`):
                                         (default 8192)
     NIRBRIDGE_PROXY_RERANK_MAX_QUEUE    rerank batches that may wait in queue `rerank`; past it a reranked
                                         request answers degraded at once (default 32)
+    NIRBRIDGE_RERANK_MODELS             the cross-encoders a request may name, a comma list (`DIR/*`: every
+                                        model folder in DIR); else 400 (default: the shipped
+                                        nirbridge/reranker-*; NIRBRIDGE_PROXY_RERANK_MODEL is always allowed).
+                                        Workers read the same variable and refuse the rest themselves
+    NIRBRIDGE_RERANK_BACKENDS           the backends a request may name, a comma list (default: all;
+                                        NIRBRIDGE_PROXY_RERANK_BACKEND is always allowed)
 
 Logs and metrics (`serve`, `worker`, `enrich`), read from the environment only, by nirbridge.logs and the
 command line (the workers read them too, and never import the connector), so not part of this object:
@@ -53,6 +59,8 @@ command line (the workers read them too, and never import the connector), so not
     NIRBRIDGE_LOG_QUERIES               log query and document text (default false)
     NIRBRIDGE_METRICS_PORT, NIRBRIDGE_METRICS_HOST   `worker`/`enrich` Prometheus port (default none;
                                         127.0.0.1); the proxy's metrics are at GET /_nirbridge/metrics
+    NIRBRIDGE_RERANK_CACHE              cross-encoders one process (worker, in-process proxy) keeps loaded,
+                                        least recently used dropped first (default 4)
 
 A command-line flag, where there is one, wins over the environment.
 """
@@ -117,6 +125,9 @@ class Settings(BaseSettings):
     proxy_header_timeout_s: float = Field(default=10.0, gt=0)
     proxy_max_query_chars: int = Field(default=8192, ge=1)
     proxy_rerank_max_queue: int = Field(default=32, ge=0)
+    # what a rerank request may make a process load (workers.rerank_policy; workers read the same names)
+    rerank_models: str = ""
+    rerank_backends: str = ""
 
     @model_validator(mode="after")
     def _credentials_make_sense(self) -> Self:

@@ -26,11 +26,11 @@ import uvicorn
 from cross_encoder_fixture import trained_cross_encoder  # noqa: F401 - a fixture
 from enriched_slice import enrich_scifact_slice
 from opensearchpy import OpenSearch
+from redis_fixture import RedisServer, WorkerProcess  # a worker that may load the tests' models
 from typer.testing import CliRunner
 
 from nirbridge.connector.cli import app as cli_app
 from nirbridge.connector.engine_process import EngineProcess, free_port
-from nirbridge.connector.local_services import RedisServer, WorkerProcess
 from nirbridge.connector.proxy import make_app
 from nirbridge.connector.proxy_policy import is_read_only
 from nirbridge.connector.queries import IndexFields, QueryBuilder, QueryEncoders, first_stage

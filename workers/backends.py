@@ -540,15 +540,21 @@ def run_sorted(
     each: Callable[[int, np.ndarray], Any],
     sort: bool = True,
     type_ids: Sequence[Sequence[int]] | None = None,
+    before_batch: Callable[[int, int], None] | None = None,
 ) -> list[Any]:
     """``[each(i, row_i) for i in range(len(ids))]``, computed in length-sorted batches, in the caller's
     order.  ``type_ids`` (one list per text, as long as its ids) are the segments of tokenised pairs.
 
     ``each`` turns a text's output row into its result while the batch is in memory (a SPLADE row has one
-    float per vocabulary entry, so it is reduced to a dict at once rather than kept).
+    float per vocabulary entry, so it is reduced to a dict at once rather than kept).  ``before_batch(done,
+    total)`` is called before each batch (batches done so far, batches in all): it may raise to stop the
+    work between batches (a rerank whose caller's deadline passed).
     """
     results: list[Any] = [None] * len(ids)
-    for batch in length_batches([len(x) for x in ids], batch_size, sort):
+    batches = list(length_batches([len(x) for x in ids], batch_size, sort))
+    for done, batch in enumerate(batches):
+        if before_batch is not None:
+            before_batch(done, len(batches))
         types = None if type_ids is None else [type_ids[i] for i in batch]
         rows = session.run(pad([ids[i] for i in batch], pad_id, input_names, types))
         for i, row in zip(batch, rows, strict=True):

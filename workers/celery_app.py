@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu import Queue
@@ -81,6 +82,9 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
     """A Celery app configured for nirbridge (the module-level `app` is the one workers and clients use)."""
     settings = settings or WorkerSettings.from_env()
     celery = Celery("nirbridge", include=["nirbridge.workers.tasks"])
+    if urlsplit(settings.broker_url).scheme == "redis":
+        # kombu's, with the repair that keeps a worker alive through a short outage (workers.redis_transport)
+        celery.conf.broker_transport = "nirbridge.workers.redis_transport:Transport"
     celery.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend,
@@ -111,13 +115,21 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         task_soft_time_limit=ENRICH_SOFT_TIME_LIMIT,
         # every I/O with a timeout: a stopped Redis is an error within seconds, not a hang
         broker_connection_timeout=3,
+        # A worker whose broker went away waits for it for as long as it takes (every 2 s, then up to every
+        # 30 s), as a supervisor would restart it: with a bounded count it exited after ~12 s of outage, with
+        # status 0 (run_worker now passes a failure's status on). Only the worker's consumer reads these two;
+        # a client's sends have their own bounds (task_publish_retry_policy, the caller's deadline).
+        broker_connection_retry=True,
         broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=3,
+        broker_connection_max_retries=None,
         broker_transport_options={
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "socket_timeout": 10,
             "socket_connect_timeout": 3,
             "retry_on_timeout": False,
+            # a PING before reusing a connection idle this long: a restarted Redis's closed sockets are
+            # found before a command is lost on one
+            "health_check_interval": 10,
         },
         task_publish_retry=True,
         task_publish_retry_policy={
@@ -129,6 +141,7 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         redis_socket_timeout=10,
         redis_socket_connect_timeout=3,
         redis_retry_on_timeout=False,
+        redis_backend_health_check_interval=10,
         result_backend_transport_options={"retry_policy": {"timeout": 3.0}},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -143,7 +156,7 @@ app = make_app()
 
 def redact(url: str) -> str:
     """`url` with its password hidden, fit for an error message."""
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlunsplit
 
     parts = urlsplit(url)
     if parts.password is None:
@@ -173,7 +186,7 @@ def run_worker(
     loglevel: str = "info",
     hostname: str | None = None,
     quiet: bool = False,
-) -> None:
+) -> int:
     """Run a Celery worker for `queues` in this process until it is stopped (blocks).
 
     Concurrency defaults to one pool process per queue: a model already spreads one batch over every core, so
@@ -182,7 +195,9 @@ def run_worker(
     rerank latency run a worker of its own (`--queues rerank`): a process busy with a batch cannot answer.
 
     `quiet`: no startup banner (JSON logs). Raises ValueError for an unknown queue and ConnectionError when
-    the broker does not answer.
+    the broker does not answer at startup. Returns the worker's exit status: 0 after a stop asked for (a
+    signal), non-zero when it stopped by itself on an error (Celery's `worker_main` drops that status, and a
+    supervisor restarting `on-failure` would take the worker's death for a clean stop).
     """
     unknown = [queue for queue in queues if queue not in QUEUES]
     if not queues or unknown:
@@ -208,4 +223,20 @@ def run_worker(
         os.environ.setdefault(variable, threads)  # read by torch when a pool process imports it
     import nirbridge.workers.tasks  # noqa: F401 - registers the tasks before the worker starts
 
-    app.worker_main(argv)
+    return _start(argv)
+
+
+def _start(argv: list[str]) -> int:
+    """`app.start(argv)` that returns the command's exit status: Celery's drops it (its click command runs
+    with `standalone_mode=False`: the status of `ctx.exit(worker.exitcode)` is returned, not raised)."""
+    from celery.bin.celery import celery as command
+    from click.exceptions import Exit
+
+    command.params[0].default = app  # what app.start does: the --app option defaults to this app
+    try:
+        status = command.main(args=argv, standalone_mode=False)
+    except Exit as exit_:
+        status = exit_.exit_code
+    finally:
+        command.params[0].default = None
+    return status if isinstance(status, int) else 0

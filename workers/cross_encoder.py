@@ -37,10 +37,13 @@ Batches are sorted by token length and padded only to their longest pair (``back
 
 from __future__ import annotations
 
+import copy
+import gc
 import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -48,9 +51,10 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from nirbridge.workers.backends import Backend, Graph, bert_graph, graph_inputs, open_session, run_sorted
-from nirbridge.workers.errors import BadInputError, InputFailure
+from nirbridge.workers.errors import BadInputError, DeadlineExceeded, InputFailure
 from nirbridge.workers.metrics import observe_model_load
 from nirbridge.workers.models import fingerprint, load_tokenizer, resolve_model
+from nirbridge.workers.rerank_policy import cache_size
 
 if TYPE_CHECKING:
     import torch
@@ -127,6 +131,27 @@ def check_request(query: object, passages: object) -> list[str]:
     return list(passages)  # type: ignore[arg-type]
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """ValueError naming the first scoring option out of its range (the constructor's keywords)."""
+    if options["passage_mode"] not in PASSAGE_MODES:
+        raise ValueError(
+            f"unknown passage_mode {options['passage_mode']!r}; choose one of {', '.join(PASSAGE_MODES)}"
+        )
+    if options["batch_size"] < 1:
+        raise ValueError(f"batch_size must be >= 1, got {options['batch_size']}")
+    if not 1 <= options["stride"] <= options["passage_words"]:
+        raise ValueError(
+            f"stride must be in [1, passage_words={options['passage_words']}], got {options['stride']}"
+        )
+    if options["max_windows"] < 1:
+        raise ValueError(f"max_windows must be >= 1, got {options['max_windows']}")
+    top = options["max_length"] - 4
+    if not 1 <= options["max_query_length"] <= top:
+        raise ValueError(
+            f"max_query_length must be in [1, max_length - 4 = {top}], got {options['max_query_length']}"
+        )
+
+
 class CrossEncoder:
     """Scores (query, passage) pairs: ``CrossEncoder(model, backend=...)``, then ``.score(query,
     passages)``."""
@@ -144,31 +169,23 @@ class CrossEncoder:
         max_windows: int = 16,
         max_query_length: int = 64,
     ) -> None:
-        if passage_mode not in PASSAGE_MODES:
-            raise ValueError(
-                f"unknown passage_mode {passage_mode!r}; choose one of {', '.join(PASSAGE_MODES)}"
-            )
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 1 <= stride <= passage_words:
-            raise ValueError(f"stride must be in [1, passage_words={passage_words}], got {stride}")
-        if max_windows < 1:
-            raise ValueError(f"max_windows must be >= 1, got {max_windows}")
-        if not 1 <= max_query_length <= max_length - 4:
-            raise ValueError(
-                f"max_query_length must be in [1, max_length - 4 = {max_length - 4}], got {max_query_length}"
-            )
+        options = {
+            "max_length": max_length,
+            "batch_size": batch_size,
+            "passage_mode": passage_mode,
+            "passage_words": passage_words,
+            "stride": stride,
+            "max_windows": max_windows,
+            "max_query_length": max_query_length,
+        }
+        _check_options(options)  # before loading: a bad option fails at once
         self.path = resolve_model(model)
         self.model = str(model)
         self.fingerprint = fingerprint(self.path)
         self.tokenizer = load_tokenizer(self.path)
         limit = int(self.tokenizer.model_max_length or 512)
-        limit = 512 if limit > 100_000 else limit  # no declared limit: a huge sentinel
-        self.max_length = min(max_length, limit)
-        self.max_query_length = min(max_query_length, self.max_length - 4)
-        self.batch_size = batch_size
-        self.passage_mode: PassageMode = passage_mode
-        self.passage_words, self.stride, self.max_windows = passage_words, stride, max_windows
+        self._limit = 512 if limit > 100_000 else limit  # no declared limit: a huge sentinel
+        self._set_options(options)
         config = json.loads((self.path / "config.json").read_text())
         self.num_labels = int(config.get("num_labels") or len(config.get("id2label") or {}) or 2)
         names = graph_inputs(self.tokenizer)
@@ -179,6 +196,30 @@ class CrossEncoder:
         self.graph = Graph(self.path, head, score_module, names, int8="u8u8", agree=scores_agree)
         self.session = open_session(self.graph, backend)
         self.backend = self.session.backend
+
+    def _set_options(self, options: dict[str, Any]) -> None:
+        self.options = dict(options)
+        self.max_length = min(int(options["max_length"]), self._limit)
+        self.max_query_length = min(int(options["max_query_length"]), self.max_length - 4)
+        self.batch_size = int(options["batch_size"])
+        self.passage_mode: PassageMode = options["passage_mode"]
+        self.passage_words = int(options["passage_words"])
+        self.stride = int(options["stride"])
+        self.max_windows = int(options["max_windows"])
+
+    def configured(self, **params: Any) -> CrossEncoder:
+        """This model with other scoring options (``PARAMS``, the constructor's keywords): a copy that shares
+        the loaded tokenizer and session, so options cost no memory."""
+        unknown = sorted(set(params) - set(PARAMS))
+        if unknown:
+            raise ValueError(f"unknown cross-encoder params {unknown}; known: {', '.join(PARAMS)}")
+        options = {**self.options, **params}
+        if options == self.options:
+            return self
+        _check_options(options)
+        twin = copy.copy(self)
+        twin._set_options(options)
+        return twin
 
     # --- tokenisation -------------------------------------------------------------------------------------
 
@@ -210,10 +251,17 @@ class CrossEncoder:
 
     # --- scoring ------------------------------------------------------------------------------------------
 
-    def _run(self, pairs: Sequence[tuple[str, str]], sort: bool) -> np.ndarray:
+    def _run(self, pairs: Sequence[tuple[str, str]], sort: bool, deadline: float | None) -> np.ndarray:
         if not pairs:
             return np.zeros(0, dtype=np.float32)
         ids, types = self.pair_ids(pairs)
+
+        def in_time(done: int, total: int) -> None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(
+                    f"the deadline passed after {done} of {total} batches ({len(pairs)} pairs): dropped"
+                )
+
         rows = run_sorted(
             self.session,
             ids,
@@ -223,31 +271,39 @@ class CrossEncoder:
             lambda _i, row: float(row[0]),
             sort,
             type_ids=types,
+            before_batch=in_time,
         )
         return np.asarray(rows, dtype=np.float32)
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], sort: bool = True) -> np.ndarray:
-        """float32 score per ``(query, passage)`` pair, in the order given (``passage_mode`` applies)."""
+    def score_pairs(
+        self, pairs: Sequence[tuple[str, str]], sort: bool = True, deadline: float | None = None
+    ) -> np.ndarray:
+        """float32 score per ``(query, passage)`` pair, in the order given (``passage_mode`` applies).
+
+        ``deadline``: a ``time.monotonic()`` instant; when it passes, :class:`DeadlineExceeded` is raised
+        before the next batch of ``batch_size`` pairs (a caller that has given up gets no more compute)."""
         for query, passage in pairs:
             check_request(query, [passage])
         if self.passage_mode == "first":
-            return self._run(list(pairs), sort)
+            return self._run(list(pairs), sort, deadline)
         owners: list[int] = []
         windows: list[tuple[str, str]] = []
         for i, (query, passage) in enumerate(pairs):
             for window in word_windows(passage, self.passage_words, self.stride, self.max_windows):
                 windows.append((query, window))
                 owners.append(i)
-        scores = self._run(windows, sort)
+        scores = self._run(windows, sort, deadline)
         best = np.full(len(pairs), -np.inf, dtype=np.float32)
         np.maximum.at(best, np.asarray(owners, dtype=np.int64), scores)
         return best
 
-    def score(self, query: str, passages: Sequence[str], sort: bool = True) -> np.ndarray:
+    def score(
+        self, query: str, passages: Sequence[str], sort: bool = True, deadline: float | None = None
+    ) -> np.ndarray:
         """float32 score of each passage for ``query``, in the order given; ``BadInputError`` for a
-        non-str passage or an empty query."""
+        non-str passage or an empty query; ``DeadlineExceeded`` when ``deadline`` passes (``score_pairs``)."""
         checked = check_request(query, passages)
-        return self.score_pairs([(query, p) for p in checked], sort)
+        return self.score_pairs([(query, p) for p in checked], sort, deadline)
 
     def rank(self, query: str, passages: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
         """``(index, score)`` of the passages, best first (ties keep the given order), the first ``top_k``."""
@@ -256,11 +312,12 @@ class CrossEncoder:
         return [(int(i), float(scores[i])) for i in order]
 
 
-# --- one model per (model, backend, params) and process: what a worker or the proxy keeps loaded ----------
+# --- one model per (model, backend) and process: what a worker or the proxy keeps loaded --------------------
 
 _lock = threading.Lock()
-_loaded: dict[tuple[str, str, str], CrossEncoder] = {}
-_loads: dict[tuple[str, str, str], int] = {}
+# least recently used first; params are not part of the key: they share one loaded model (``configured``)
+_loaded: OrderedDict[tuple[str, str], CrossEncoder] = OrderedDict()
+_loads: dict[tuple[str, str], int] = {}
 PARAMS = (
     "max_length",
     "batch_size",
@@ -275,29 +332,39 @@ PARAMS = (
 def cached_cross_encoder(
     model: str, backend: str = "auto", params: dict[str, Any] | None = None
 ) -> CrossEncoder:
-    """The process's :class:`CrossEncoder` for ``(model, backend, params)``, loaded on first use.
+    """The process's :class:`CrossEncoder` for ``(model, backend)``, loaded on first use, with ``params``.
 
     ``params`` are :class:`CrossEncoder`'s keyword arguments (``PARAMS``); an unknown one is a ValueError.
-    The lock is held while loading: two requests for a cold model load it once.
+    They only change how passages are cut and batched, so every params of one model share its one load.  At
+    most ``NIRBRIDGE_RERANK_CACHE`` models (default 4) stay loaded: loading one more drops the least recently
+    used.  The lock is held while loading: two requests for a cold model load it once.  Which models a
+    request may name is the caller's check (workers.rerank_policy): this cache loads what it is given.
     """
     params = dict(params or {})
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
         raise ValueError(f"unknown cross-encoder params {unknown}; known: {', '.join(PARAMS)}")
-    key = (model, backend, json.dumps(params, sort_keys=True))
+    key = (model, backend)
     with _lock:
         encoder = _loaded.get(key)
         if encoder is None:
+            limit = cache_size()
+            if len(_loaded) >= limit:
+                while len(_loaded) >= limit:
+                    _loaded.popitem(last=False)  # before loading: never more than the limit at once
+                gc.collect()  # a dropped model's tensors sit in reference cycles: free them before the load
             started = time.perf_counter()
-            encoder = CrossEncoder(model, backend, **params)  # type: ignore[arg-type]
+            encoder = CrossEncoder(model, backend)  # type: ignore[arg-type]
             observe_model_load("cross-encoder", model, time.perf_counter() - started)
             _loaded[key] = encoder
             _loads[key] = _loads.get(key, 0) + 1
-        return encoder
+        else:
+            _loaded.move_to_end(key)
+    return encoder.configured(**params)
 
 
 def loaded_cross_encoders() -> list[dict[str, Any]]:
-    """The cross-encoders this process holds: model, backend asked and running, params, fingerprint."""
+    """The cross-encoders this process holds: model, backend asked and running, fingerprint, loads."""
     with _lock:
         return [
             {
@@ -305,9 +372,8 @@ def loaded_cross_encoders() -> list[dict[str, Any]]:
                 "model": model,
                 "backend": backend,
                 "running_on": encoder.backend,
-                "params": json.loads(params),
                 "fingerprint": encoder.fingerprint,
-                "loads": _loads[(model, backend, params)],
+                "loads": _loads[(model, backend)],
             }
-            for (model, backend, params), encoder in _loaded.items()
+            for (model, backend), encoder in _loaded.items()
         ]

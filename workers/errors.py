@@ -6,8 +6,12 @@ The hierarchy::
     ├── ModelNotFoundError          a model name or path that resolves to nothing (names the id; offline hint)
     ├── BackendUnavailableError     a backend whose package or execution provider is missing
     │                               (``.install`` is the exact pip command that fixes it)
-    └── BadInputError               texts that cannot be encoded; ``.failures`` lists every one as
-                                    ``InputFailure(index, reason)`` so a caller reports them per document
+    ├── BadInputError               texts that cannot be encoded; ``.failures`` lists every one as
+    │                               ``InputFailure(index, reason)`` so a caller reports them per document
+    ├── RerankRefused               a rerank request outside what the operator allows (a model or backend
+    │                               not on the allow-lists, a param out of range): nothing was loaded
+    └── DeadlineExceeded            a rerank whose caller's deadline passed: dropped before or while
+                                    computing (the caller has answered without it)
 
 Foreign errors (transformers, huggingface_hub, onnxruntime) are translated where they are raised, once, with
 ``raise ... from exc``.  :func:`split_valid` is the per-item check that every encoder runs before any compute:
@@ -26,7 +30,9 @@ __all__ = [
     "ModelNotFoundError",
     "BackendUnavailableError",
     "BadInputError",
+    "DeadlineExceeded",
     "InputFailure",
+    "RerankRefused",
     "split_valid",
     "check_texts",
 ]
@@ -62,6 +68,16 @@ class BackendUnavailableError(WorkerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.backend, self.reason, self.install))
+
+
+class RerankRefused(WorkerError, ValueError):
+    """A rerank request the operator's settings do not allow; the message names the allowed values.
+
+    One message argument only: Celery's JSON result backend rebuilds an exception from its args."""
+
+
+class DeadlineExceeded(WorkerError):
+    """The caller's deadline passed before the work was done: it was dropped, not finished."""
 
 
 @dataclass(frozen=True)

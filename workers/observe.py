@@ -5,7 +5,8 @@ Celery signal receivers, connected when `workers.tasks` imports this module (in 
     task_prerun    `nirbridge.logs.REQUEST_ID` from the task's `REQUEST_ID_HEADER` header (the proxy's request
                    id, sent by connector.rerank_client) or the task id; the queue wait from `SENT_AT_HEADER`
     task_postrun   one log line (task, outcome, seconds, request_id), `nirbridge_worker_tasks_total` and
-                   `nirbridge_worker_task_seconds`
+                   `nirbridge_worker_task_seconds`; a rerank dropped at its deadline (DeadlineExceeded) is
+                   outcome "expired", as one that expired in the queue
     task_revoked   `nirbridge_worker_tasks_total{outcome="revoked"}` (an expired rerank, one a client gave up)
 
 The log line names the task, never its arguments (query and passages); Celery's own records are scrubbed by
@@ -23,12 +24,15 @@ from celery import signals
 
 from nirbridge.logs import REQUEST_ID
 
+from .errors import DeadlineExceeded
 from .metrics import QUEUE_WAIT_SECONDS, TASK_SECONDS, TASKS
 
-__all__ = ["REQUEST_ID_HEADER", "SENT_AT_HEADER"]
+__all__ = ["DEADLINE_HEADER", "REQUEST_ID_HEADER", "SENT_AT_HEADER"]
 
 REQUEST_ID_HEADER = "nirbridge_request_id"
 SENT_AT_HEADER = "nirbridge_sent_at"  # time.time() when the client sent the task
+# time.time() after which the client no longer waits (a header: a worker that predates it ignores it)
+DEADLINE_HEADER = "nirbridge_deadline"
 
 log = logging.getLogger("nirbridge.worker")
 
@@ -47,10 +51,11 @@ def _task_started(task_id: str, task: Any, **_: Any) -> None:
 
 
 @signals.task_postrun.connect
-def _task_ended(task_id: str, task: Any, state: str | None = None, **_: Any) -> None:
+def _task_ended(task_id: str, task: Any, state: str | None = None, retval: Any = None, **_: Any) -> None:
     started, token = _running.pop(task_id, (None, None))
     seconds = time.perf_counter() - started if started is not None else 0.0
-    outcome = (state or "unknown").lower()
+    # a task dropped at its caller's deadline failed nobody: counted apart from real failures
+    outcome = "expired" if isinstance(retval, DeadlineExceeded) else (state or "unknown").lower()
     TASKS.labels(task.name, outcome).inc()
     TASK_SECONDS.labels(task.name).observe(seconds)
     log.info(

@@ -14,10 +14,13 @@ a per-document failure inside the result, never a task failure. Every exception 
 `rerank` is the opposite case: not `acks_late`, no retries. A late rerank answer is useless (the proxy has
 already answered with the first-stage order, marked degraded), so a task whose worker died is not delivered
 again, and the sender gives it an `expires` equal to its deadline: a worker that takes it from the queue after
-that discards it instead of computing it. Its time limits (RERANK_SOFT_TIME_LIMIT_S, RERANK_TIME_LIMIT_S) are
-a backstop against a stuck process, not the interactive bound (that is the client's deadline); they leave room
-for the first request of a process, which loads the model (and, the first time on a machine, exports it to
-ONNX and measures `auto`: up to a minute on a CPU), so that the requests after it find it warm.
+that discards it instead of computing it. The deadline also travels in a header, so a task that started in
+time stops between two batches of the cross-encoder once it passes. It loads only the models and backends of
+the worker's allow-lists (workers.rerank_policy), at most NIRBRIDGE_RERANK_CACHE of them at once. Its time
+limits (RERANK_SOFT_TIME_LIMIT_S, RERANK_TIME_LIMIT_S) are a backstop against a stuck process, not the
+interactive bound (that is the client's deadline); they leave room for the first request of a process, which
+loads the model (and, the first time on a machine, exports it to ONNX and measures `auto`: up to a minute on a
+CPU), so that the requests after it find it warm.
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ from typing import Any
 
 from . import observe  # noqa: F401 - Celery signal receivers: request ids, task metrics, a log line per task
 from .celery_app import ENRICH_QUEUE, ENRICH_SOFT_TIME_LIMIT, ENRICH_TIME_LIMIT, RERANK_QUEUE, app
+from .errors import DeadlineExceeded, RerankRefused
 from .metrics import ENRICH_DOCS, RERANK_PAIRS
+from .observe import DEADLINE_HEADER
 from .pipeline import EnrichmentSpec, loaded_models, run_enrichment
 from .pipeline import describe as describe_spec
+from .rerank_policy import check_params, worker_policy
 
 RERANK_SOFT_TIME_LIMIT_S = 120
 RERANK_TIME_LIMIT_S = 150
@@ -160,15 +166,21 @@ _REQUEST_KEYS = {"model", "backend", "query", "passages", "params"}
     max_retries=0,
     soft_time_limit=RERANK_SOFT_TIME_LIMIT_S,
     time_limit=RERANK_TIME_LIMIT_S,
+    throws=(DeadlineExceeded, RerankRefused),  # expected outcomes: one log line each, no traceback
 )
 def rerank(self: Any, request: dict[str, Any]) -> dict[str, Any]:
     """Cross-encoder scores of one query's passages.
 
     request: {"model": str, "backend": str (default "auto"), "query": str, "passages": [str], "params": {...}
-    (CrossEncoder keyword arguments)}.  Returns {"scores": [float, one per passage, in order], "worker",
-    "seconds" (this task's own time, model load included), "backend" (the one the model runs on)}.  An empty
-    passage list answers [] without loading the model; a bad request (unknown keys, a passage that is not a
-    str, an empty query, unknown params) fails the task with a message naming what is wrong.
+    (CrossEncoder keyword arguments, workers.rerank_policy.PARAM_LIMITS)}; the header DEADLINE_HEADER
+    (optional) is the caller's deadline as `time.time()`, after which it no longer waits.  Returns {"scores":
+    [float, one per passage, in order], "worker", "seconds" (this task's own time, model load included),
+    "backend" (the one the model runs on)}.  An empty passage list answers [] without loading the model; a
+    bad request (unknown keys, a passage that is not a str, an empty query, unknown params) fails the task
+    with a message naming what is wrong; a model or backend outside this worker's allow-lists
+    (workers.rerank_policy) fails it with `RerankRefused` before anything loads; past its deadline, before
+    or between batches, it fails with `DeadlineExceeded` (counted as outcome "expired", workers.observe)
+    instead of computing for nobody.
     """
     started = time.perf_counter()
     if not isinstance(request, dict):
@@ -180,17 +192,22 @@ def rerank(self: Any, request: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(model, str) or not model:
         raise ValueError(f"rerank request: 'model' must be a non-empty str, got {model!r:.80}")
     backend = request.get("backend") or "auto"
-    params = request.get("params") or {}
-    if not isinstance(params, dict):
-        raise ValueError(f"rerank request: 'params' must be an object, got {type(params).__name__}")
+    if not isinstance(backend, str):
+        raise ValueError(f"rerank request: 'backend' must be a str, got {type(backend).__name__}")
+    deadline = _monotonic_deadline(self.request.get(DEADLINE_HEADER))
+    policy = worker_policy()
+    model, backend = policy.model(model), policy.backend(backend)
+    params = check_params(request.get("params"))
     from .cross_encoder import cached_cross_encoder, check_request
 
     passages = check_request(request.get("query"), request.get("passages"))
     worker = self.request.hostname or socket.gethostname()
     if not passages:
         return {"scores": [], "worker": worker, "seconds": 0.0, "backend": None}
-    encoder = cached_cross_encoder(model, str(backend), params)
-    scores = encoder.score(str(request["query"]), passages)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded("the deadline had passed when the task started: dropped before computing")
+    encoder = cached_cross_encoder(model, backend, params)
+    scores = encoder.score(str(request["query"]), passages, deadline=deadline)
     RERANK_PAIRS.inc(len(passages))
     return {
         "scores": [float(x) for x in scores],
@@ -198,3 +215,17 @@ def rerank(self: Any, request: dict[str, Any]) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 4),
         "backend": encoder.backend,
     }
+
+
+def _monotonic_deadline(value: object) -> float | None:
+    """The caller's wall-clock deadline (`time.time()`, a header) as a `time.monotonic()` instant.
+
+    Wall clocks of two machines agree as well as their NTP does: a few milliseconds, against deadlines of
+    seconds.  The monotonic instant keeps a clock step during the task from moving it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"rerank: header {DEADLINE_HEADER} must be a number (time.time()), got {value!r:.40}"
+        )
+    return time.monotonic() + (float(value) - time.time())
