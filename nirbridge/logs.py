@@ -12,6 +12,10 @@ No query text, document text or secret is logged unless `NIRBRIDGE_LOG_QUERIES=t
 nirbridge's own messages check it, a filter on the handler hides what Celery puts in its records, the task
 arguments (a rerank's query and passages) and return values (an enrichment batch's doc2query text), and
 httpx's request lines (URLs with their query strings) are held back to WARNING.
+
+Libraries' chatter (opensearch-py's line per request, urllib3's connections) is held back to WARNING too: a
+command's progress is its own output. At `debug` they show: opensearch-py's request lines (its request and
+response bodies, document text, only with `NIRBRIDGE_LOG_QUERIES=true`) and urllib3's.
 Request headers, `Authorization` among them, are never logged.
 
 Shared by the connector and the workers (the workers never import the connector, DESIGN.md), like
@@ -112,8 +116,12 @@ def _formatter(fmt: LogFormat) -> logging.Formatter:
     )
 
 
+# libraries that log a line per request at INFO (opensearch-py) or per connection at DEBUG (urllib3)
+_CHATTY = ("opensearch", "urllib3")
+_HELD = ("httpx", *_CHATTY)  # the loggers configure_logging sets a level on (besides the root)
+
 _installed: list[logging.Handler] = []  # the handler configure_logging added, replaced on the next call
-_before: list[tuple[int, int]] = []  # the root's and httpx's levels before the first call, for reset_logging
+_before: list[list[int]] = []  # the root's and _HELD's levels before the first call, for reset_logging
 
 
 def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple[LogFormat, str]:
@@ -125,7 +133,7 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple
     handler.addFilter(_RequestAndPrivacy(log_queries()))
     root, httpx = logging.getLogger(), logging.getLogger("httpx")
     if not _before:
-        _before.append((root.level, httpx.level))
+        _before.append([root.level, *(logging.getLogger(name).level for name in _HELD)])
     while _installed:
         root.removeHandler(_installed.pop())
     root.addHandler(handler)
@@ -134,7 +142,19 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> tuple
     logging.captureWarnings(True)  # warnings.warn() as records too: one format on stderr
     # httpx logs every request's URL at INFO, query string included (`_search?q=...` passed through)
     httpx.setLevel(logging.NOTSET if log_queries() else logging.WARNING)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(_chatty_level(name, lowered))
     return chosen, lowered
+
+
+def _chatty_level(name: str, level: str) -> int:
+    """WARNING unless `level` is debug; then the root's, but opensearch-py logs request and response bodies
+    (document and query text) at DEBUG, so it stops at INFO (its request lines) unless log_queries()."""
+    if level != "debug":
+        return logging.WARNING
+    if name == "opensearch" and not log_queries():
+        return logging.INFO
+    return logging.NOTSET
 
 
 def reset_logging() -> None:
@@ -145,5 +165,6 @@ def reset_logging() -> None:
     if _before:
         levels = _before.pop()
         root.setLevel(levels[0])
-        logging.getLogger("httpx").setLevel(levels[1])
+        for name, level in zip(_HELD, levels[1:], strict=True):
+            logging.getLogger(name).setLevel(level)
     logging.captureWarnings(False)

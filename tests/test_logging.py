@@ -221,6 +221,33 @@ def test_celery_task_arguments_and_results_are_hidden_unless_asked(json_logs: An
         ) is show
 
 
+def test_library_chatter_is_held_back_unless_debug(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # opensearch-py writes one INFO line per request and its bodies at DEBUG; urllib3 its connections at DEBUG
+    def said(level: str, show_queries: bool = False) -> str:
+        monkeypatch.setenv("NIRBRIDGE_LOG_QUERIES", "true" if show_queries else "false")
+        configure_logging("text", level)
+        try:
+            logging.getLogger("opensearch").info("POST http://127.0.0.1:9200/_bulk [status:200]")
+            logging.getLogger("opensearch").debug("> {'title': 'a document'}")
+            logging.getLogger("urllib3.connectionpool").debug("Starting new HTTP connection (1)")
+            logging.getLogger("opensearch").warning("a deprecation the cluster sent")
+            logging.getLogger("nirbridge.connector.enrich").info("our own line")
+        finally:
+            reset_logging()
+        return capsys.readouterr().err
+
+    before = [logging.getLogger(name).level for name in ("opensearch", "urllib3", "httpx")]
+    quiet = said("info")
+    assert "our own line" in quiet and "a deprecation the cluster sent" in quiet
+    assert "_bulk" not in quiet and "Starting new HTTP" not in quiet
+    loud = said("debug")
+    assert "_bulk" in loud and "Starting new HTTP" in loud and "a document" not in loud
+    assert "a document" in said("debug", show_queries=True)
+    assert [logging.getLogger(name).level for name in ("opensearch", "urllib3", "httpx")] == before
+
+
 def test_bad_log_settings_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
 
