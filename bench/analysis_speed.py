@@ -16,10 +16,16 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import icu
 
-from nirbridge.engine import analysis
+from nirbridge.engine.analysis import analyzers, base, filters, porter, standard
+
+# the analysis modules whose internals this file probes, under the one name it used before the split
+analysis = SimpleNamespace(
+    **{k: v for m in (base, standard, porter, filters, analyzers) for k, v in vars(m).items()}
+)
 
 DATA_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 FRESH: dict[str, Callable[[], Callable[[str], list[str]]]] = {
