@@ -14,7 +14,8 @@ Positions are `search_after` values of a scan in order "id" (`_id`), which mean 
 time: a resumed run starts after the last document of the last saved batch, so a batch is written at most
 twice
 when a job dies between its bulk request and the save (and `nir_meta` makes that second write a skip).
-Failed ids and reasons are kept up to `MAX_FAILURES`; the `failed` counter counts all of them.
+Failed ids and reasons are kept up to `MAX_FAILURES`; the `failed` counter counts all of them. Documents
+skipped with nothing to enrich (`empty`: no text in the fields) are kept and counted the same way.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class Checkpoint:
     skipped: int = 0
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    # skipped with nothing to enrich: not failures (a re-run would meet them again), counted with their reason
+    skipped_empty: int = 0
+    empty: list[dict[str, str]] = field(default_factory=list)
     target: str | None = None  # the new index a migrating run copies into and enriches
     version: int = FORMAT_VERSION
 
@@ -73,6 +77,7 @@ class Checkpoint:
         processed: int = 0,
         skipped: int = 0,
         failures: Iterable[tuple[str, str]] = (),
+        empty: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Account for one written batch of slice `slice_id` ending at `position`."""
         if position is not None:
@@ -83,6 +88,10 @@ class Checkpoint:
             self.failed += 1
             if len(self.failures) < MAX_FAILURES:
                 self.failures.append({"id": str(doc_id), "reason": str(reason)})
+        for doc_id, reason in empty:
+            self.skipped_empty += 1
+            if len(self.empty) < MAX_FAILURES:
+                self.empty.append({"id": str(doc_id), "reason": str(reason)})
 
     def finish_slice(self, slice_id: int = 0) -> None:
         if slice_id not in self.finished:

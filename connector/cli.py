@@ -587,8 +587,9 @@ def enrich(
     else:
         typer.echo(
             f"enriched {report.processed} documents of {index} (in {report.target}), "
-            f"{report.skipped} skipped as current, {report.failed} failed, "
-            f"{report.seconds:.1f} s, {report.docs_per_s:.1f} docs/s",
+            f"{report.skipped} skipped as current, "
+            + (f"{report.skipped_empty} skipped with no text, " if report.skipped_empty else "")
+            + f"{report.failed} failed, {report.seconds:.1f} s, {report.docs_per_s:.1f} docs/s",
             err=json_output,
         )
         if report.swapped_from:
@@ -601,6 +602,8 @@ def enrich(
             typer.echo(
                 f"the cluster answered 429: the rate was halved {report.rate_cuts} times", err=json_output
             )
+        for skip in report.empty[:20]:
+            typer.echo(f"skipped: {skip['id']}: {skip['reason']}", err=True)
         for failure in report.failures[:20]:
             typer.echo(f"failed: {failure['id']}: {failure['reason']}", err=True)
     if report.paused:

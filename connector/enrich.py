@@ -55,7 +55,7 @@ import orjson
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
-from nirbridge.workers.pipeline import EnrichmentSpec
+from nirbridge.workers.pipeline import EnrichmentSpec, NoText, document_text
 
 from .checkpoint import Checkpoint, open_checkpoint
 from .client import cluster_error
@@ -123,6 +123,9 @@ class EnrichReport:
     skipped: int = 0
     failed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
+    skipped_empty: int = 0  # documents with no text in the fields: nothing to enrich, not a failure
+    empty: list[dict[str, str]] = field(default_factory=list)  # their ids and the reason (MAX_FAILURES kept)
+    processed_before: int = 0  # documents a resumed run's earlier attempts wrote (not in this run's rate)
     seconds: float = 0.0
     resumed: bool = False
     swapped_from: str | None = None
@@ -136,12 +139,14 @@ class EnrichReport:
         """Take the counters and the failures the checkpoint holds (this run's and earlier attempts')."""
         self.processed, self.skipped = checkpoint.processed, checkpoint.skipped
         self.failed, self.failures = checkpoint.failed, list(checkpoint.failures)
+        self.skipped_empty, self.empty = checkpoint.skipped_empty, list(checkpoint.empty)
 
     @property
     def docs_per_s(self) -> float:
-        """Documents enriched (written or failed) per second of this run."""
-        done = self.processed + self.failed
-        return done / self.seconds if self.seconds > 0 else 0.0
+        """Documents this run enriched and wrote, per second of this run: failures and skips are not
+        throughput (a re-run that only met a failing document used to report its rate from that one)."""
+        done = self.processed - self.processed_before
+        return done / self.seconds if self.seconds > 0 and done > 0 else 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +156,8 @@ class EnrichReport:
             "skipped": self.skipped,
             "failed": self.failed,
             "failures": self.failures,
+            "skipped_empty": self.skipped_empty,
+            "empty": self.empty,
             "docs_per_s": round(self.docs_per_s, 2),
             "seconds": round(self.seconds, 3),
             "resumed": self.resumed,
@@ -175,6 +182,7 @@ class _Batch:
     skipped: int
     scanned: int
     last: bool = False  # the slice ends with this batch
+    empty: list[tuple[str, str]] = field(default_factory=list)  # (id, reason): no text, not sent
 
     def docs(self, meta_field: str) -> list[dict[str, Any]]:
         """What the workers get: `_id` and the text fields the scan fetched, without `nir_meta`."""
@@ -185,6 +193,18 @@ class _Batch:
             }
             for hit in self.hits
         ]
+
+
+def _no_text(hit: Mapping[str, Any], fields: Sequence[str]) -> str | None:
+    """Why the hit has nothing to enrich (its fields hold no text), else None. Any other bad field is left
+    to the workers, which report it as a failure."""
+    try:
+        document_text(hit.get("_source") or {}, fields)
+    except NoText as error:
+        return str(error)
+    except ValueError:
+        return None
+    return None
 
 
 def _field_names(spec: EnrichmentSpec) -> EnrichedFields:
@@ -367,6 +387,7 @@ class EnrichJob:
     ) -> Iterator[_Batch]:
         options = self.options
         hits: list[dict[str, Any]] = []
+        empty: list[tuple[str, str]] = []
         skipped = scanned = 0
         position = checkpoint.position(slice_id)
         # a slice that only skips still reports its progress now and then, so a resume need not re-read it
@@ -388,14 +409,16 @@ class EnrichJob:
         ):
             scanned += 1
             position = hit.get("sort", position)
-            if needs_enrichment(hit, fingerprints, self.fields, self.meta_field):
-                hits.append(hit)
-            else:
+            if not needs_enrichment(hit, fingerprints, self.fields, self.meta_field):
                 skipped += 1
+            elif (no_text := _no_text(hit, self.fields)) is not None:
+                empty.append((hit["_id"], no_text))
+            else:
+                hits.append(hit)
             if len(hits) >= options.batch_size or scanned >= flush_every:
-                yield _Batch(slice_id, hits, position, skipped, scanned)
-                hits, skipped, scanned = [], 0, 0
-        yield _Batch(slice_id, hits, position, skipped, scanned, last=True)
+                yield _Batch(slice_id, hits, position, skipped, scanned, empty=empty)
+                hits, empty, skipped, scanned = [], [], 0, 0
+        yield _Batch(slice_id, hits, position, skipped, scanned, last=True, empty=empty)
 
     # --- writing --------------------------------------------------------------------------------------------
 
@@ -477,10 +500,13 @@ class EnrichJob:
         self._refresh(target)  # what was written before a kill must be visible to the skip test and the count
         report.to_scan = self._count(target)
         report.count_from(checkpoint)
+        report.processed_before = checkpoint.processed
 
         pending = [s for s in range(options.slices) if not checkpoint.is_finished(s)]
         started = time.perf_counter()
-        scanned = report.scanned_before = checkpoint.processed + checkpoint.skipped + checkpoint.failed
+        scanned = report.scanned_before = (
+            checkpoint.processed + checkpoint.skipped + checkpoint.failed + checkpoint.skipped_empty
+        )
         if pending and not self._stop.is_set():
             readers = _SliceReaders(lambda s: self._batches(target, fingerprints, checkpoint, s), pending)
             sent: deque[_Batch] = deque()
@@ -507,6 +533,7 @@ class EnrichJob:
                         processed=written,
                         skipped=batch.skipped,
                         failures=failures,
+                        empty=batch.empty,
                     )
                     if batch.last:
                         checkpoint.finish_slice(batch.slice_id)

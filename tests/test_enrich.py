@@ -243,25 +243,33 @@ def test_bad_documents_are_reported_and_the_rest_is_written(
         {"_id": "huge", "title": "Huge", "text": "protein folding " * 200_000},  # 3 MB of text
     ]
     _create(client, "bad", good + bad)
-    result = CliRunner().invoke(
-        app,
-        [
-            "enrich", "--url", engine.url, "--index", "bad", "--fields", "title,text",
-            "--sparse", "splade-tiny", "--backend", BACKEND, "--checkpoint", str(tmp_path / "ck.json"),
-            "--json", "--no-progress",
-        ],
-    )  # fmt: skip
-    assert result.exit_code == 1, result.output
+    command = [
+        "enrich", "--url", engine.url, "--index", "bad", "--fields", "title,text",
+        "--sparse", "splade-tiny", "--backend", BACKEND, "--checkpoint", str(tmp_path / "ck.json"),
+        "--json", "--no-progress",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, command)
+    # issue 14: a document with no text has nothing to enrich; it is skipped with its reason and counted, not
+    # failed (it failed every later run too, so an incremental job never exited 0)
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     # the huge one is cut to max_chars and enriched; the number title is text ("42"), as OpenSearch has it
     assert report["processed"] == len(good) + 2
-    assert {f["id"] for f in report["failures"]} == {"empty", "missing"}
-    reasons = {f["id"]: f["reason"] for f in report["failures"]}
+    assert report["failed"] == 0 and report["failures"] == []
+    assert report["skipped_empty"] == 2 and {e["id"] for e in report["empty"]} == {"empty", "missing"}
+    reasons = {e["id"]: e["reason"] for e in report["empty"]}
     assert "empty" in reasons["empty"]
+    assert "skipped: empty: no text" in result.stderr
     sources = _sources(client, "bad")
     assert all("nir_sparse" in sources[d["_id"]] for d in good)
     assert "nir_sparse" in sources["huge"] and "nir_sparse" in sources["number"]
     assert "nir_sparse" not in sources["empty"] and "nir_sparse" not in sources["missing"]
+    # the re-run writes nothing: it still exits 0, counts the two again, and reports no made-up rate
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0, again.output
+    rerun = json.loads(again.stdout.strip().splitlines()[-1])
+    assert rerun["processed"] == 0 and rerun["skipped"] == len(good) + 2 and rerun["skipped_empty"] == 2
+    assert rerun["docs_per_s"] == 0
 
 
 def test_knn_on_an_index_without_index_knn_migrates_behind_an_alias(

@@ -43,6 +43,7 @@ __all__ = [
     "EncoderUnavailable",
     "EnrichmentSpec",
     "FieldNames",
+    "NoText",
     "SpecError",
     "content_hash",
     "document_text",
@@ -60,6 +61,11 @@ DEFAULT_MAX_CHARS = 100_000
 
 class SpecError(ValueError):
     """An enrichment spec that cannot work as given (the message says which part and why)."""
+
+
+class NoText(ValueError):
+    """A document whose text fields are all missing or empty: nothing to enrich (the job skips it with this
+    reason, as an ingest pipeline's `ignore_missing` would, rather than fail it on every run)."""
 
 
 class EncoderUnavailable(RuntimeError):
@@ -187,7 +193,8 @@ class DocResult:
 
 
 def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
-    """The text the encoders read: the fields' values joined by a space. ValueError names a bad field."""
+    """The text the encoders read: the fields' values joined by a space. ValueError names a bad field;
+    NoText (a ValueError) when there is no text at all."""
     parts: list[str] = []
     for name in fields:
         value = value_at(source, name)
@@ -202,7 +209,7 @@ def document_text(source: Mapping[str, Any], fields: Sequence[str]) -> str:
         if value.strip():
             parts.append(value.strip())
     if not parts:
-        raise ValueError(
+        raise NoText(
             f"no text: field{'s' if len(fields) > 1 else ''} {', '.join(fields)} missing or empty"
         )
     return " ".join(parts)
