@@ -279,7 +279,7 @@ class LuceneReference:
     """
 
     def __init__(self, token_lists: list[list[str]], byte_norms: bool = True) -> None:
-        from nirbridge.engine.scoring import decode_norms, encode_norms
+        from nirbridge.engine.index.encoding import decode_norms, encode_norms
 
         self.vocab: dict[str, int] = {}
         rows: list[int] = []

@@ -1,4 +1,4 @@
-"""k-NN benchmark of :class:`nirbridge.engine.vectors.VectorIndex` (``l2``): two configurations side by side.
+"""k-NN benchmark of :class:`nirbridge.engine.index.VectorIndex` (``l2``): two configurations side by side.
 
     .venv/bin/python -m nirbridge.bench.knn [--n 100000] [--dim 384] [--k 10] [--queries 200] [--seed 0]
         [--configs exact,opensearch] [--m 16] [--ef-construction 100] [--ef-search 100]
@@ -38,7 +38,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from nirbridge.engine.vectors import VectorIndex
+from nirbridge.engine.index import VectorIndex
 
 GOAL_P50_MS = 5.0
 GOAL_RECALL = 0.95

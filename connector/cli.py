@@ -130,11 +130,11 @@ def engine_serve(
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither", param_hint="'--tls-key'")
     try:
-        from nirbridge.engine.security import SecurityConfigError
-        from nirbridge.engine.server import serve
+        from nirbridge.engine.rest.security import SecurityConfigError
+        from nirbridge.engine.rest.server import serve
     except ImportError as error:
-        if error.name == "nirbridge.engine.server":
-            _fail("the embedded engine is not part of this installation (no nirbridge.engine.server)", 1)
+        if error.name == "nirbridge.engine.rest.server":
+            _fail("the embedded engine is not part of this installation (no nirbridge.engine.rest.server)", 1)
         _fail(f"the embedded engine failed to load: {error}", 1)
     try:
         serve(

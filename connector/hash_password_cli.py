@@ -22,7 +22,7 @@ def hash_password_command(
     ] = False,
 ) -> None:
     """Print the bcrypt hash of a password, for the `hash:` of a user in `engine serve --users FILE`."""
-    from nirbridge.engine.security import hash_password
+    from nirbridge.engine.rest.security import hash_password
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

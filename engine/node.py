@@ -29,12 +29,12 @@ from typing import Any
 import orjson
 
 from . import errors
-from .index import Index
-from .mapping import Mapping
-from .searcher import Searcher
-from .settings import IndexSettings, format_time_value, parse_time_value
-from .state import MAX_TOMBSTONES, Metadata, MetadataStore
-from .store import IndexFiles, Translog, crash_point
+from .index.index import Index
+from .index.mapping import Mapping
+from .index.searcher import Searcher
+from .index.settings import IndexSettings, format_time_value, parse_time_value
+from .index.state import MAX_TOMBSTONES, Metadata, MetadataStore
+from .index.store import IndexFiles, Translog, crash_point
 
 log = logging.getLogger("nirbridge.engine")
 

@@ -25,7 +25,7 @@ from nirbridge.connector.engine_process import EngineProcess, running_engine
 
 def _engine_import_error() -> str | None:
     try:
-        importlib.import_module("nirbridge.engine.server")
+        importlib.import_module("nirbridge.engine.rest.server")
     except ImportError as error:
         return str(error)
     return None
@@ -33,7 +33,7 @@ def _engine_import_error() -> str | None:
 
 _MISSING = _engine_import_error()
 pytestmark = pytest.mark.skipif(
-    _MISSING is not None, reason=f"nirbridge.engine.server cannot be imported yet: {_MISSING}"
+    _MISSING is not None, reason=f"nirbridge.engine.rest.server cannot be imported yet: {_MISSING}"
 )
 
 runner = CliRunner()

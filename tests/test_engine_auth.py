@@ -18,8 +18,8 @@ import bcrypt
 import pytest
 
 from nirbridge.bench.engine_auth import run as run_auth_bench
-from nirbridge.engine import security
-from nirbridge.engine.security import BasicAuth, FailureLimiter
+from nirbridge.engine.rest import security
+from nirbridge.engine.rest.security import BasicAuth, FailureLimiter
 
 USERS = {"admin": "Adm1n-S3cret!", "reader": "r3ader-pass", "third": "3rd-pass"}
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 import math
 import random
 import struct
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from nirbridge.engine import scoring as sc
+from nirbridge.engine.index import encoding
+from nirbridge.engine.search import similarity
+
+# the scoring arithmetic this file checks, under the one name it used before encoding and similarity split
+sc = SimpleNamespace(**{k: v for m in (encoding, similarity) for k, v in vars(m).items()})
 
 REL = 1e-5
 rng = random.Random(20240611)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nirbridge.engine.vectors import MAX_DISTANCE_COMPUTATIONS, SPACE_TYPES, VectorIndex
+from nirbridge.engine.index.vectors import MAX_DISTANCE_COMPUTATIONS, SPACE_TYPES, VectorIndex
 
 
 def opensearch_scores(space_type: str, data: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -468,7 +468,7 @@ def test_approximate_threshold_builds_the_graph_when_reached(monkeypatch: pytest
 
 def test_engine_passes_ef_search_and_the_graph_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     from nirbridge.engine.node import Node
-    from nirbridge.engine.query import QueryParser
+    from nirbridge.engine.search import QueryParser
 
     seen: list[int | None] = []
     search = VectorIndex.search
@@ -499,7 +499,7 @@ def test_engine_passes_ef_search_and_the_graph_threshold(monkeypatch: pytest.Mon
 def test_int8_scan_fetches_by_radius_when_its_first_rows_prove_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import nirbridge.engine.vectors as vectors_module
+    import nirbridge.engine.index.vectors as vectors_module
 
     n, dim = 12_000, 256
     data = random_vectors(n, dim, seed=24)

@@ -14,9 +14,9 @@ from urllib.parse import unquote
 
 import orjson
 
-from . import errors
-from .limits import check_json_depth
-from .node import Node
+from .. import errors
+from ..limits import check_json_depth
+from ..node import Node
 
 
 @dataclass

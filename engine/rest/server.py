@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import rest_admin, rest_docs, rest_search  # noqa: F401  (they register their routes)
-from .errors import EngineError
+from ..errors import EngineError
+from ..limits import BodyReader, BodyTooLarge, max_content_length_from_env
+from ..node import Node
+from . import admin, docs, search  # noqa: F401  (importing them registers their routes)
+from .controller import Response, dispatch
 from .filter_path import apply_filter_path
-from .limits import BodyReader, BodyTooLarge, max_content_length_from_env
-from .node import Node
-from .rest import Response, dispatch
 
 log = logging.getLogger("nirbridge.engine")
 REFRESH_TICK_S = 0.2

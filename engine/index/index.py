@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
-from .limits import check_json_depth
+from .. import errors
+from ..limits import check_json_depth
 from .mapping import Mapping, ParsedDoc
 from .postings import InvertedStore
 from .quarantine import Quarantine

@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 
-from . import errors
-from .index import DocVersion, Index
-from .node import Node
-from .rest import Request, Response, param_list, route
-from .search import stored_fields_of
-from .source_filter import filter_source, parse_source_param
+from .. import errors
+from ..index.index import DocVersion, Index
+from ..node import Node
+from ..search.request import stored_fields_of
+from ..search.source_filter import filter_source, parse_source_param
+from .controller import Request, Response, param_list, route
 
 WRITE_OPS = ("index", "create", "update", "delete")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
+from .. import errors
 
 __all__ = ["Slice", "encode_id", "id_slice_hash", "murmurhash3_x86_32", "parse_slice", "slice_mask"]
 

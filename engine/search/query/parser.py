@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
-from .dates import parse_date_value
-from .mapping import TEXT_TYPES, Field, Mapping
-from .metadata_fields import (
+from ... import errors
+from ...index.dates import parse_date_value
+from ...index.encoding import ONE, decode_feature
+from ...index.mapping import TEXT_TYPES, Field, Mapping
+from ...index.metadata_fields import (
     ALWAYS_PRESENT_METADATA,
     EXISTS_QUERYABLE_METADATA,
     METADATA_FIELDS,
@@ -27,21 +28,19 @@ from .metadata_fields import (
     index_name_matches,
     not_searchable_reason,
 )
-from .postings import INT64_TYPES
-from .scoring import (
-    ONE,
+from ...index.postings import INT64_TYPES
+from ...index.searcher import Searcher
+from ...index.values import NUMERIC_TYPES, coerce_boolean, coerce_number
+from ..similarity import (
     bm25_avgdl,
     bm25_idf,
     bm25_norm_cache,
-    decode_feature,
     feature_pivot,
     linear_scores,
     log_scores,
     saturation_scores,
     sigmoid_scores,
 )
-from .searcher import Searcher
-from .values import NUMERIC_TYPES, coerce_boolean, coerce_number
 
 _INTEGRAL_TEXT = re.compile(r"\s*[+-]?\d+(\.0*)?\s*")
 # Docs-only fields (keyword, boolean) have no norms; Lucene then scores every document with norm value 1.
@@ -105,8 +104,7 @@ class Term(Node):
         Remembered by the view (which never changes), scores included once computed: the BM25 impacts that
         bm25s precomputes at indexing, computed here on a term's first use."""
         key = ("term_leg", self.path, self.term, self.boost)
-        memo = s._cache
-        leg = memo.get(key, _UNSEEN)  # type: ignore[call-overload]
+        leg = s.recalled(key, _UNSEEN)
         if leg is not _UNSEEN:
             return leg  # type: ignore[no-any-return]
         posting = s.posting(self.path, self.term)
@@ -115,13 +113,13 @@ class Term(Node):
         else:
             doc_count, sum_ttf = s.field_stats.get(self.path, (0, 0))
             weight = _weight(self.boost, posting.ords.shape[0], doc_count)
-            budget = memo.get(("score_budget",))  # type: ignore[call-overload]
+            budget = s.recalled(("score_budget",))
             if budget is None:
-                budget = memo[("score_budget",)] = [_VIEW_SCORE_BYTES]  # type: ignore[index]
+                budget = [_VIEW_SCORE_BYTES]
+                s.remember(("score_budget",), budget)
             inverse = _inverse_norms(s, self.path, doc_count, sum_ttf)
             leg = TermLeg(posting.ords, posting.freqs, weight, inverse, budget)
-        if len(memo) < _VIEW_MEMO_MAX:
-            memo[key] = leg  # type: ignore[index]
+        s.remember(key, leg, limit=_VIEW_MEMO_MAX)
         return leg
 
 
@@ -208,25 +206,23 @@ def _inverse_norms(s: Searcher, path: str, doc_count: int, sum_ttf: int) -> np.n
     float32, computed once per view and field; for a field without norms the single value Lucene uses (norm
     1)."""
     key = ("inverse_norms", path)
-    memo = s._cache
-    cached = memo.get(key)  # type: ignore[arg-type]
+    cached = s.recalled(key)
     if cached is None:
         cache = _norm_cache(s, path, doc_count, sum_ttf)
         norms = s.norms(path)
         cached = cache[NO_NORM_BYTE] if norms is None else cache[norms[: s.max_ord].astype(np.int64) & 0xFF]
-        memo[key] = cached  # type: ignore[assignment]
-    return cached  # type: ignore[return-value]
+        s.remember(key, cached)
+    return cached  # type: ignore[no-any-return]
 
 
 def _norm_cache(s: Searcher, path: str, doc_count: int, sum_ttf: int) -> np.ndarray:
     key = ("norm_cache", path)
-    memo = s._cache
-    cached = memo.get(key)  # type: ignore[arg-type]
+    cached = s.recalled(key)
     if cached is None:
         avgdl = bm25_avgdl(sum_ttf, doc_count) if doc_count else np.float32(1.0)
         cached = bm25_norm_cache(avgdl)
-        memo[key] = cached  # type: ignore[assignment]
-    return cached  # type: ignore[return-value]
+        s.remember(key, cached)
+    return cached  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -546,7 +542,7 @@ class QueryParser:
                 raise
         analyzer = spec.search_analyzer
         if params.get("analyzer"):
-            from .analysis import AnalysisError, get_analyzer
+            from ...analysis import AnalysisError, get_analyzer
 
             try:
                 analyzer = get_analyzer(params["analyzer"], self.mapping.analysis)

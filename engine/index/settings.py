@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import errors
+from .. import errors
 
 DEFAULTS = {
     "index.number_of_shards": "1",

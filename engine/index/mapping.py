@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
-from .analysis import AnalysisError, Analyzer, get_analyzer
+from .. import errors
+from ..analysis import AnalysisError, Analyzer, get_analyzer
 from .dates import storable_date_value
+from .encoding import SPACE_TYPES, encode_feature
 from .metadata_fields import METADATA_FIELDS
-from .scoring import SPACE_TYPES, encode_feature
 from .settings import IndexSettings
 from .values import (
     NUMERIC_TYPES,

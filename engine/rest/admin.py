@@ -7,13 +7,13 @@ import fnmatch
 import time
 from typing import Any
 
-from . import errors
-from .index import Index
-from .mapping import is_typed_mapping
-from .node import Node, QuarantinedIndex, alias_metadata
-from .rest import Request, Response, deprecation_warning, ok, param_list, route
-from .settings import flatten, nest
-from .values import format_date
+from .. import errors
+from ..index.index import Index
+from ..index.mapping import is_typed_mapping
+from ..index.settings import flatten, nest
+from ..index.values import format_date
+from ..node import Node, QuarantinedIndex, alias_metadata
+from .controller import Request, Response, deprecation_warning, ok, param_list, route
 
 VERSION = {
     "distribution": "opensearch",

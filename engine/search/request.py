@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from . import errors
-from .dates import NANOS_PER_MILLI, format_nanos, parse_date_value
-from .mapping import Mapping
-from .postings import INT64_TYPES
-from .query import Matches, QueryParser
-from .searcher import Searcher
+from .. import errors
+from ..index.dates import NANOS_PER_MILLI, format_nanos, parse_date_value
+from ..index.mapping import Mapping
+from ..index.postings import INT64_TYPES
+from ..index.searcher import Searcher
+from ..index.values import format_decimal
+from .query.parser import Matches, QueryParser
 from .slicing import Slice, parse_slice, slice_mask
 from .source_filter import filter_source, parse_source_param
-from .values import format_decimal
 
 DEFAULT_TRACK_TOTAL_HITS = 10_000
 MAX_RESULT_WINDOW = 10_000

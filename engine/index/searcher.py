@@ -30,7 +30,19 @@ class Searcher:
     ord_docs: list[DocVersion]  # ord -> the document version it holds
     generation: int
     alias_filter: Any = None  # query JSON of the alias filter a search through an alias applies (None: none)
-    _cache: dict[tuple[str, str], Posting | None] = field(default_factory=dict)
+    # postings by (path, term), and what searches derive from the view (recalled / remember)
+    _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def recalled(self, key: tuple[Any, ...], default: Any = None) -> Any:
+        """What :meth:`remember` kept under ``key`` for this view (``default`` when nothing)."""
+        return self._cache.get(key, default)
+
+    def remember(self, key: tuple[Any, ...], value: Any, limit: int | None = None) -> None:
+        """Keep ``value`` for the life of this view (it never changes, so nothing goes stale): what searches
+        derive from it, such as BM25 legs and norm caches.  With ``limit``, only while the view's memo
+        (postings included) holds fewer entries than that."""
+        if limit is None or len(self._cache) < limit:
+            self._cache[key] = value
 
     @property
     def num_docs(self) -> int:
@@ -40,7 +52,8 @@ class Searcher:
         """The live postings of ``term`` in ``path`` as seen by this view (None when the term is absent)."""
         key = (path, term)
         if key in self._cache:
-            return self._cache[key]
+            cached: Posting | None = self._cache[key]
+            return cached
         text_field = self.store.text.get(path)
         posting = text_field.postings.get(term) if text_field else None
         result = self._visible(posting)

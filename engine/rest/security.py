@@ -53,7 +53,7 @@ import bcrypt
 import orjson
 import yaml
 
-from . import errors
+from .. import errors
 
 __all__ = ["BasicAuth", "FailureLimiter", "SecurityConfigError", "check_tls", "hash_password", "load_users"]
 
