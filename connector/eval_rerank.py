@@ -71,6 +71,14 @@ class EvalReranker:
                 " (query TEXT, doc TEXT, value REAL, PRIMARY KEY (query, doc))"
             )
 
+    @property
+    def scores_from(self) -> str:
+        """Where this run's scores came from: "model", "cache" or "model+cache". Rows served from the cache
+        run at the cluster's speed (thousands of queries/s), not the model's; a summary must say which."""
+        if self.cached and self.scored:
+            return "model+cache"
+        return "cache" if self.cached else "model"
+
     def _passages(self, ids: list[str]) -> list[str]:
         try:
             found = self.client.mget(

@@ -356,6 +356,10 @@ def test_eval_cli_reranks_with_a_cross_encoder_and_caches_its_scores(
     report = json.loads(first.stdout.strip().splitlines()[-1])
     assert report["rerank"]["window"] == 10 and report["rerank"]["backend"] == "torch-fp32"
     assert report["rerank"]["pairs_scored"] == 80 and report["rerank"]["pairs_cached"] == 0
+    # the summary says the run was reranked, by what, and where the scores came from (issue 14)
+    summary = " ".join(first.stderr.split())
+    assert f"reranked by {trained_cross_encoder.name} (torch-fp32, top 10" in summary
+    assert report["rerank"]["scores_from"] == "model" and "scores from the model" in summary
 
     # the same run by hand: BM25's top 100, the top 10 re-scored by the model over "title text"
     encoder = CrossEncoder(trained_cross_encoder, backend="torch-fp32")
@@ -376,6 +380,8 @@ def test_eval_cli_reranks_with_a_cross_encoder_and_caches_its_scores(
     assert again.exit_code == 0, again.stderr
     cached = json.loads(again.stdout.strip().splitlines()[-1])
     assert cached["rerank"]["pairs_scored"] == 0 and cached["rerank"]["pairs_cached"] == 80
+    assert cached["rerank"]["scores_from"] == "cache"
+    assert "scores from the cache: not the model's speed" in " ".join(again.stderr.split())
     assert cached["metrics"] == report["metrics"]
 
     missing = runner.invoke(app, [*args[:-6], "--rerank", str(tmp_path / "no-model")])
