@@ -696,8 +696,25 @@ from .prior_cli import prior_command  # noqa: E402 - nirbridge prior: a document
 app.command("prior")(prior_command)
 
 
+HELP_WIDTH = 120  # wide enough that no command's option names or defaults are cut
+
+
+def fit_help_to_pipe(stdout: Any = None) -> None:
+    """When stdout is not a terminal (a pipe, CI, a file) and no width is set ($TERMINAL_WIDTH, $COLUMNS),
+    draw help HELP_WIDTH wide: rich falls back to 80 columns there and cuts names (`--rerank-max-le…`)."""
+    import os
+
+    import typer.rich_utils
+
+    stream = sys.stdout if stdout is None else stdout
+    if os.environ.get("TERMINAL_WIDTH") or os.environ.get("COLUMNS") or stream.isatty():
+        return
+    typer.rich_utils.MAX_WIDTH = HELP_WIDTH
+
+
 def main() -> None:
     """Console-script entry point."""
+    fit_help_to_pipe()
     app()
 
 

@@ -94,3 +94,28 @@ def test_eval_rerank_weight_outside_0_1_is_usage(weight: str) -> None:
     result = runner.invoke(app, [*args, "--rerank-weight", weight])
     assert result.exit_code == 2
     assert "--rerank-weight" in result.stderr and "[0, 1]" in result.stderr
+
+
+def test_help_is_not_cut_when_stdout_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import typer.rich_utils
+
+    from nirbridge.connector.cli import fit_help_to_pipe
+
+    # what `nirbridge eval --help | less` or a CI log gets: no terminal, no width set (issue 14)
+    monkeypatch.delenv("TERMINAL_WIDTH", raising=False)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", None)
+    fit_help_to_pipe(io.StringIO())
+    for command in (["eval"], ["enrich"], ["serve"], ["ingest"], ["engine", "serve"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "…" not in result.output, result.output
+    assert "--rerank-max-length" in runner.invoke(app, ["eval", "--help"]).output
+    # a terminal keeps its own width
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", None)
+    tty = io.StringIO()
+    tty.isatty = lambda: True  # type: ignore[method-assign]
+    fit_help_to_pipe(tty)
+    assert typer.rich_utils.MAX_WIDTH is None
