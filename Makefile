@@ -19,5 +19,9 @@ setup:
 setup-dev:
 	scripts/setup.sh --dev
 
+# ruff over the whole tree; the dependency rules of DESIGN.md (import-linter, through scripts/lint_imports.py:
+# plain lint-imports cannot see the package-dir mapped folders); types of the shared base and the engine
 lint: setup-dev
-	$(VENV)/bin/ruff check connector tests bench scripts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python scripts/lint_imports.py
+	$(VENV)/bin/mypy nirbridge engine

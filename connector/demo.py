@@ -54,7 +54,7 @@ def enrich_sample(
     progress: Callable[[EnrichReport, int], None] | None = None,
 ) -> EnrichReport:
     """SPLADE and dense fields for every document of `index`, in this process (`--runner local`)."""
-    from nirbridge.workers.pipeline import EncoderSpec, EnrichmentSpec
+    from nirbridge.workers.contract import EncoderSpec, EnrichmentSpec
 
     from .runner import LocalRunner
 

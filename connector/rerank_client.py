@@ -28,7 +28,9 @@ dropped, so that a Redis that came back is reached afresh (not through sockets i
 met the error is tried once more on a new connection; the control channel (readiness of a busy worker) has a
 connection of its own, replaced the same way.  ``arerank`` awaits the same work from an asyncio event
 loop (the proxy's ASGI app).  Its headers carry the caller's request id and the time it was sent
-(``workers.observe``: the worker logs the id and measures the queue wait).
+(``workers.observe``: the worker logs the id and measures the queue wait).  Names, queue and headers come
+from ``workers.contract``: importing this module never imports ``workers.tasks``, whose Celery signal
+receivers belong in a worker, nor the model code (``InProcessReranker`` imports it on first use).
 """
 
 from __future__ import annotations
@@ -47,9 +49,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from nirbridge.logs import REQUEST_ID
-from nirbridge.workers.celery_app import RERANK_QUEUE, redact
-from nirbridge.workers.observe import DEADLINE_HEADER, REQUEST_ID_HEADER, SENT_AT_HEADER
-from nirbridge.workers.tasks import PING, RERANK
+from nirbridge.workers.celery_app import redact
+from nirbridge.workers.contract import (
+    DEADLINE_HEADER,
+    PING,
+    REQUEST_ID_HEADER,
+    RERANK,
+    RERANK_QUEUE,
+    SENT_AT_HEADER,
+    RerankRequest,
+)
 
 __all__ = ["InProcessReranker", "RerankClient", "RerankOutcome"]
 
@@ -295,7 +304,7 @@ class RerankClient(_Base):
                 f"queue full: {waiting} messages wait in {self.queue!r} (max {self.max_queue})", started
             )
         end = started + deadline
-        request = {
+        request: RerankRequest = {
             "model": job.model,
             "backend": job.backend,
             "query": job.query,

@@ -15,8 +15,9 @@ the index and writing results hide behind the workers' compute. It never hangs:
     │   └── BatchTimeout        workers are there, but a batch got no result within the timeout
     └── BatchFailed             the task failed (a bad spec, a model that cannot load): every batch would
 
-Per-document failures are not errors: they are `DocResult`s with a reason, in `done.results`. The connector
-imports `workers` only here, and only the pipeline (for the local runner and the spec) and task names.
+Per-document failures are not errors: they are `DocResult`s with a reason, in `done.results`. Task names, the
+queue and the spec come from `workers.contract`; only `LocalRunner` imports the pipeline itself, when it
+runs (a Celery client never loads the encoders' code).
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nirbridge.workers.celery_app import ENRICH_QUEUE, broker_problem, redact
-from nirbridge.workers.pipeline import (
+from nirbridge.workers.celery_app import broker_problem, redact
+from nirbridge.workers.contract import (
+    DESCRIBE,
+    ENRICH_BATCH,
+    ENRICH_QUEUE,
+    PING,
     DocResult,
-    EncoderUnavailable,
     EnrichmentSpec,
     SpecError,
-    describe,
-    run_enrichment,
 )
-from nirbridge.workers.tasks import DESCRIBE, ENRICH_BATCH, PING
 
 from .errors import BatchFailed, BatchTimeout, BrokerUnavailable, RunnerError, WorkerUnavailable
 
@@ -103,12 +104,16 @@ class LocalRunner(Runner):
         return None
 
     def describe(self, spec: EnrichmentSpec) -> dict[str, Any]:
+        from nirbridge.workers.pipeline import EncoderUnavailable, describe
+
         try:
             return describe(spec)
         except EncoderUnavailable as error:
             raise BatchFailed(str(error)) from error
 
     def enrich(self, spec: EnrichmentSpec, batches: Iterable[Sequence[Doc]]) -> Iterator[BatchDone]:
+        from nirbridge.workers.pipeline import EncoderUnavailable, run_enrichment
+
         for number, docs in enumerate(batches):
             started = time.perf_counter()
             try:

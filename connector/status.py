@@ -30,7 +30,8 @@ from urllib.parse import urlsplit
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
-from nirbridge.workers.celery_app import QUEUES, redact
+from nirbridge.workers.celery_app import redact
+from nirbridge.workers.contract import QUEUES
 
 from .client import check_reachable, cluster_error, make_client
 from .errors import ClusterError, ClusterUnreachable

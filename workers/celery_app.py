@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu import Queue
 
+from .contract import ENRICH_BATCH, ENRICH_QUEUE, QUEUES, RERANK, RERANK_QUEUE
+
 __all__ = [
     "DEFAULT_REDIS",
     "ENRICH_QUEUE",
@@ -36,9 +38,6 @@ __all__ = [
 ]
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-ENRICH_QUEUE = "enrich"
-RERANK_QUEUE = "rerank"
-QUEUES = (ENRICH_QUEUE, RERANK_QUEUE)
 
 # Messages a worker process reserves beyond the one it runs. An enrich batch takes seconds: a process holding
 # a second one would make it wait while another process idles. A rerank task takes milliseconds: reserving a
@@ -103,8 +102,8 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
         task_default_queue=ENRICH_QUEUE,
         task_create_missing_queues=False,
         task_routes={
-            "nirbridge.enrich_batch": {"queue": ENRICH_QUEUE, "routing_key": ENRICH_QUEUE},
-            "nirbridge.rerank": {"queue": RERANK_QUEUE, "routing_key": RERANK_QUEUE},
+            ENRICH_BATCH: {"queue": ENRICH_QUEUE, "routing_key": ENRICH_QUEUE},
+            RERANK: {"queue": RERANK_QUEUE, "routing_key": RERANK_QUEUE},
         },
         # at-least-once delivery with idempotent tasks
         task_acks_late=True,

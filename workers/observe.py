@@ -24,15 +24,13 @@ from celery import signals
 
 from nirbridge.logs import REQUEST_ID
 
+from .contract import DEADLINE_HEADER, REQUEST_ID_HEADER, SENT_AT_HEADER
 from .errors import DeadlineExceeded
 from .metrics import QUEUE_WAIT_SECONDS, TASK_SECONDS, TASKS
 
+# the headers are defined in workers.contract (what a client imports); re-exported for older imports
 __all__ = ["DEADLINE_HEADER", "REQUEST_ID_HEADER", "SENT_AT_HEADER"]
 
-REQUEST_ID_HEADER = "nirbridge_request_id"
-SENT_AT_HEADER = "nirbridge_sent_at"  # time.time() when the client sent the task
-# time.time() after which the client no longer waits (a header: a worker that predates it ignores it)
-DEADLINE_HEADER = "nirbridge_deadline"
 
 log = logging.getLogger("nirbridge.worker")
 

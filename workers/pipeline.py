@@ -30,14 +30,27 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from nirbridge.documents import content_hash, value_at
+from nirbridge.workers.contract import (
+    DEFAULT_MAX_CHARS,
+    KINDS,
+    META_KEYS,
+    DocResult,
+    EncoderSpec,
+    EnrichmentSpec,
+    FieldNames,
+    SpecError,
+)
 from nirbridge.workers.metrics import observe_model_load
 
+# The specs and results moved to workers.contract (what a client imports); kept here for older imports.
 __all__ = [
+    "DEFAULT_MAX_CHARS",
+    "KINDS",
+    "META_KEYS",
     "DocResult",
     "EncoderSpec",
     "EncoderUnavailable",
@@ -53,16 +66,6 @@ __all__ = [
     "spec_fingerprints",
 ]
 
-KINDS = ("sparse", "terms", "dense", "doc2query")
-# the key under nir_meta.models for each kind (mappings/nir_meta.json)
-META_KEYS = {"sparse": "sparse", "terms": "terms", "dense": "dense", "doc2query": "expansion"}
-DEFAULT_MAX_CHARS = 100_000
-
-
-class SpecError(ValueError):
-    """An enrichment spec that cannot work as given (the message says which part and why)."""
-
-
 class NoText(ValueError):
     """A document whose text fields are all missing or empty: nothing to enrich (the job skips it with this
     reason, as an ingest pipeline's `ignore_missing` would, rather than fail it on every run)."""
@@ -70,123 +73,6 @@ class NoText(ValueError):
 
 class EncoderUnavailable(RuntimeError):
     """The encoder a spec asks for cannot be loaded in this process (module or model missing)."""
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """One encoder: a model (Hugging Face id or local path), a backend, and the encoder's own parameters."""
-
-    model: str
-    backend: str = "auto"
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def key(self, kind: str) -> tuple[str, str, str, str]:
-        return (kind, self.model, self.backend, json.dumps(self.params, sort_keys=True))
-
-
-@dataclass(frozen=True)
-class FieldNames:
-    """Where each signal is written in the index (DESIGN.md's defaults)."""
-
-    sparse: str = "nir_sparse"
-    terms: str = "nir_terms"
-    terms_text: str = "nir_terms_text"  # DeepCT's pseudo-text, with the terms param pseudo_text_scale
-    expansion: str = "nir_expansion"
-    dense: str = "nir_dense"
-    meta: str = "nir_meta"
-
-
-@dataclass(frozen=True)
-class EnrichmentSpec:
-    """Everything a worker needs to enrich a batch; it travels as JSON (`to_json` / `from_json`)."""
-
-    fields: tuple[str, ...]
-    sparse: EncoderSpec | None = None
-    terms: EncoderSpec | None = None
-    dense: EncoderSpec | None = None
-    doc2query: EncoderSpec | None = None
-    field_names: FieldNames = field(default_factory=FieldNames)
-    max_chars: int = DEFAULT_MAX_CHARS
-
-    def __post_init__(self) -> None:
-        if isinstance(self.fields, str) or not self.fields:
-            raise SpecError("fields: name at least one text field, as a list (e.g. ['title', 'text'])")
-        object.__setattr__(self, "fields", tuple(self.fields))
-        for name in self.fields:
-            if not isinstance(name, str) or not name.strip():
-                raise SpecError(f"fields: {name!r} is not a field name")
-        if not self.encoders():
-            raise SpecError("no encoder: give at least one of sparse, terms, dense, doc2query")
-        for kind, encoder in self.encoders().items():
-            if not isinstance(encoder.model, str) or not encoder.model.strip():
-                raise SpecError(f"{kind}.model: {encoder.model!r} is not a model name or path")
-            if not isinstance(encoder.params, dict):
-                raise SpecError(f"{kind}.params: expected an object, got {type(encoder.params).__name__}")
-        if not isinstance(self.max_chars, int) or self.max_chars < 1:
-            raise SpecError(f"max_chars: expected a positive integer, got {self.max_chars!r}")
-
-    def encoders(self) -> dict[str, EncoderSpec]:
-        """The encoders this spec uses, by kind."""
-        chosen = {kind: getattr(self, kind) for kind in KINDS}
-        return {kind: encoder for kind, encoder in chosen.items() if encoder is not None}
-
-    def to_json(self) -> dict[str, Any]:
-        value = asdict(self)
-        value["fields"] = list(self.fields)
-        return value
-
-    @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> EnrichmentSpec:
-        if not isinstance(value, Mapping):
-            raise SpecError(f"spec: expected an object, got {type(value).__name__}")
-        known = {"fields", "field_names", "max_chars", *KINDS}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise SpecError(f"spec: unknown keys {unknown} (known: {sorted(known)})")
-        encoders: dict[str, EncoderSpec | None] = {}
-        for kind in KINDS:
-            raw = value.get(kind)
-            if raw is None:
-                encoders[kind] = None
-            elif isinstance(raw, Mapping) and set(raw) <= {"model", "backend", "params"} and "model" in raw:
-                encoders[kind] = EncoderSpec(**raw)
-            else:
-                raise SpecError(f"{kind}: expected {{'model', 'backend', 'params'}}, got {raw!r}")
-        names = value.get("field_names") or {}
-        try:
-            field_names = FieldNames(**names)
-        except TypeError as error:
-            raise SpecError(f"field_names: {error}") from None
-        return cls(
-            fields=tuple(value.get("fields") or ()),
-            field_names=field_names,
-            max_chars=value.get("max_chars", DEFAULT_MAX_CHARS),
-            **encoders,
-        )
-
-
-@dataclass(frozen=True)
-class DocResult:
-    """The outcome for one document: `update` (the partial-update body) or `reason` (why it failed)."""
-
-    id: str
-    update: dict[str, Any] | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
-
-    def to_json(self) -> dict[str, Any]:
-        if self.ok:
-            return {"_id": self.id, "ok": True, "update": self.update}
-        return {"_id": self.id, "ok": False, "reason": self.reason}
-
-    @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> DocResult:
-        if value.get("ok"):
-            return cls(id=value["_id"], update=value["update"])
-        return cls(id=value["_id"], reason=value.get("reason") or "failed (no reason given)")
 
 
 # --- the text of a document ---------------------------------------------------------------------------------

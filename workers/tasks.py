@@ -1,4 +1,5 @@
-"""The Celery tasks. Clients send them by name (`ENRICH_BATCH`, `PING`), so they never import this module.
+"""The Celery tasks. Clients send them by name (`ENRICH_BATCH`, `PING`, from workers.contract), so they never
+import this module (importing it connects the workers' Celery signal receivers, workers.observe).
 
     nirbridge.enrich_batch(spec, docs)  queue enrich: `pipeline.run_enrichment`, one JSON result per document
     nirbridge.describe(spec)            queue enrich: fingerprints and dense dimension/space type of `spec`
@@ -35,9 +36,9 @@ from typing import Any
 
 from . import observe  # noqa: F401 - Celery signal receivers: request ids, task metrics, a log line per task
 from .celery_app import ENRICH_QUEUE, ENRICH_SOFT_TIME_LIMIT, ENRICH_TIME_LIMIT, RERANK_QUEUE, app
+from .contract import DEADLINE_HEADER, DESCRIBE, ENRICH_BATCH, PING, RERANK, RERANK_REQUEST_KEYS
 from .errors import DeadlineExceeded, RerankRefused
 from .metrics import ENRICH_DOCS, RERANK_PAIRS
-from .observe import DEADLINE_HEADER
 from .pipeline import EnrichmentSpec, loaded_models, run_enrichment
 from .pipeline import describe as describe_spec
 from .rerank_policy import check_params, worker_policy
@@ -56,11 +57,6 @@ __all__ = [
     "ping",
     "rerank",
 ]
-
-ENRICH_BATCH = "nirbridge.enrich_batch"
-DESCRIBE = "nirbridge.describe"
-PING = "nirbridge.ping"
-RERANK = "nirbridge.rerank"
 
 
 class TransientError(RuntimeError):
@@ -154,9 +150,6 @@ def _loaded_rerankers() -> list[dict[str, Any]]:
     return list(module.loaded_cross_encoders()) if module is not None else []
 
 
-_REQUEST_KEYS = {"model", "backend", "query", "passages", "params"}
-
-
 @app.task(
     name=RERANK,
     bind=True,
@@ -185,9 +178,10 @@ def rerank(self: Any, request: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     if not isinstance(request, dict):
         raise ValueError(f"a rerank request is a JSON object, got {type(request).__name__}")
-    unknown = sorted(set(request) - _REQUEST_KEYS)
+    unknown = sorted(set(request) - RERANK_REQUEST_KEYS)
     if unknown:
-        raise ValueError(f"unknown rerank request keys {unknown}; known: {', '.join(sorted(_REQUEST_KEYS))}")
+        known = ", ".join(sorted(RERANK_REQUEST_KEYS))
+        raise ValueError(f"unknown rerank request keys {unknown}; known: {known}")
     model = request.get("model")
     if not isinstance(model, str) or not model:
         raise ValueError(f"rerank request: 'model' must be a non-empty str, got {model!r:.80}")
