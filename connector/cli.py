@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -136,6 +137,17 @@ def engine_serve(
         if error.name == "nirbridge.engine.rest.server":
             _fail("the embedded engine is not part of this installation (no nirbridge.engine.rest.server)", 1)
         _fail(f"the embedded engine failed to load: {error}", 1)
+    # the server logs at WARNING only: without these two lines a newcomer sees nothing start or stop
+    scheme = "https" if tls_cert else "http"
+    where = data_dir.resolve()
+    typer.echo(
+        f"engine: starting on {scheme}://{host}:{port}, data in {where}"
+        f"{', basic auth required' if users else ''} (Ctrl-C stops it)",
+        err=True,
+    )
+    # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again: a SIGTERM would end the process
+    # before the stop line, so it becomes an exception here until the line is out, then is raised as before
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         serve(
             str(data_dir),
@@ -147,6 +159,23 @@ def engine_serve(
         )
     except SecurityConfigError as error:
         _fail(str(error), 2)
+    except (_Terminated, KeyboardInterrupt) as stop:
+        typer.echo(f"engine: stopped; the data stays in {where}", err=True)
+        signal.signal(signal.SIGTERM, previous)
+        if isinstance(stop, _Terminated):
+            signal.raise_signal(signal.SIGTERM)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    typer.echo(f"engine: stopped; the data stays in {where}", err=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised once the engine has shut down (see engine_serve)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
 
 
 from .hash_password_cli import hash_password_command  # noqa: E402 - a bcrypt hash for engine serve --users

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from typer.testing import CliRunner
 
 from nirbridge.connector.beir import shipped_sample
 from nirbridge.connector.cli import app
-from nirbridge.connector.engine_process import free_port
+from nirbridge.connector.engine_process import free_port, start_engine
 
 runner = CliRunner()
 SAMPLE = str(shipped_sample().root)
@@ -119,3 +120,16 @@ def test_help_is_not_cut_when_stdout_is_not_a_terminal(monkeypatch: pytest.Monke
     tty.isatty = lambda: True  # type: ignore[method-assign]
     fit_help_to_pipe(tty)
     assert typer.rich_utils.MAX_WIDTH is None
+
+
+def test_engine_serve_says_where_it_listens_and_when_it_stops(tmp_path: Path) -> None:
+    engine = start_engine(tmp_path / "data")
+    try:
+        engine.wait_ready()
+    finally:
+        status = engine.stop()
+    log = engine.log_tail(50)
+    assert status == -signal.SIGTERM, log  # as before: uvicorn raises the signal again once shut down
+    data = (tmp_path / "data").resolve()
+    assert f"engine: starting on {engine.url}, data in {data}" in log
+    assert f"engine: stopped; the data stays in {data}" in log
