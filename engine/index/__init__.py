@@ -2,6 +2,8 @@
 mapping).
 
     mapping          the mapping JSON compiled to fields; a source document parsed into terms, values, vectors
+    fields           field types, Field, ParsedDoc, and the checks and conversions of one value
+    mapping_merge    dynamic mapping of new values, the additive merge of a put-mapping
     values, dates    numeric/boolean coercion and OpenSearch's date formats
     encoding         norms, FeatureField values, k-NN space types as Lucene stores them
     postings         the inverted store (terms -> ordinals, frequencies, norms; doc values; vectors per field)
@@ -16,8 +18,9 @@ mapping).
 Nothing here imports :mod:`..search` or :mod:`..rest`.
 """
 
+from .fields import Field, ParsedDoc
 from .index import DocVersion, Index
-from .mapping import Field, Mapping, ParsedDoc
+from .mapping import Mapping
 from .searcher import Searcher
 from .settings import IndexSettings
 from .vectors import VectorIndex

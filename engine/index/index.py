@@ -19,7 +19,8 @@ import numpy as np
 
 from .. import errors
 from ..limits import check_json_depth
-from .mapping import Mapping, ParsedDoc
+from .fields import ParsedDoc
+from .mapping import Mapping
 from .postings import InvertedStore
 from .quarantine import Quarantine
 from .routing import shard_id

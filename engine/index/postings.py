@@ -20,7 +20,8 @@ from itertools import chain
 import numpy as np
 
 from .encoding import encode_norms
-from .mapping import Mapping, ParsedDoc
+from .fields import ParsedDoc
+from .mapping import Mapping
 from .settings import KNN_DEFAULT_APPROXIMATE_THRESHOLD, IndexSettings
 from .vectors import VectorIndex
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import errors
 from ..index.index import Index
-from ..index.mapping import is_typed_mapping
+from ..index.mapping_merge import is_typed_mapping
 from ..index.settings import flatten, nest
 from ..index.values import format_date
 from ..node import Node, QuarantinedIndex, alias_metadata

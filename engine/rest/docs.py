@@ -12,8 +12,7 @@ import orjson
 from .. import errors
 from ..index.index import DocVersion, Index
 from ..node import Node
-from ..search.request import stored_fields_of
-from ..search.source_filter import filter_source, parse_source_param
+from ..search import filter_source, parse_source_param, stored_fields_of
 from .controller import Request, Response, param_list, route
 
 WRITE_OPS = ("index", "create", "update", "delete")

@@ -12,8 +12,8 @@ from .. import errors
 from ..index.mapping import Mapping
 from ..index.searcher import Searcher
 from ..node import Node, SearchContext
-from ..search.request import Request as SearchRequest
-from ..search.request import build_response, count_views, ordered_hits, parse_request, search_views
+from ..search import Request as SearchRequest
+from ..search import build_response, count_views, ordered_hits, parse_request, search_views
 from .controller import Request, Response, param_list, route
 
 DEFAULT_SCROLL_KEEP_ALIVE = "5m"
