@@ -499,7 +499,7 @@ def test_engine_passes_ef_search_and_the_graph_threshold(monkeypatch: pytest.Mon
 def test_int8_scan_fetches_by_radius_when_its_first_rows_prove_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import nirbridge.engine.index.vectors as vectors_module
+    import nirbridge.engine.index.vector_scan as vectors_module
 
     n, dim = 12_000, 256
     data = random_vectors(n, dim, seed=24)

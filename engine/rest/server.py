@@ -17,7 +17,12 @@ from urllib.parse import parse_qsl
 from ..errors import EngineError
 from ..limits import BodyReader, BodyTooLarge, max_content_length_from_env
 from ..node import Node
-from . import admin, docs, search  # noqa: F401  (importing them registers their routes)
+
+# Importing the route modules registers their routes, in this order; keep it: of two routes with as many
+# literal segments that match one path (/_settings/{name}, /{index}/_mget), the one registered first wins.
+# isort: off
+from . import cluster, indices, docs, search  # noqa: F401
+# isort: on
 from .controller import Response, dispatch
 from .filter_path import apply_filter_path
 
