@@ -17,7 +17,7 @@ import typer
 
 from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
 from .errors import DatasetError
-from .eval_rerank import EvalReranker, score_cache
+from .eval_rerank import DEFAULT_MAX_LENGTH, EvalReranker, score_cache, trained_max_length
 from .evaluate import EvalReport, evaluate
 from .fusion import FUSION_METHODS
 from .prior import Prior, require_prior_field
@@ -86,7 +86,7 @@ def _eval_reranker(
     fields: tuple[str, ...],
     model: str,
     backend: str,
-    max_length: int,
+    max_length: int | None,
     cache: bool,
 ) -> EvalReranker:
     """The cross-encoder stage, loaded now (a model that cannot load is a usage error: exit 2)."""
@@ -99,9 +99,18 @@ def _eval_reranker(
 
     _choice(backend, (*BACKENDS, "auto"), "--rerank-backend")
     try:
-        encoder = CrossEncoder(model, backend=backend, max_length=max_length)  # type: ignore[arg-type]
+        encoder = CrossEncoder(
+            model,
+            backend=backend,  # type: ignore[arg-type]
+            max_length=max_length or DEFAULT_MAX_LENGTH,
+        )
     except ModelNotFoundError as error:
         _fail(f"--rerank: {error}", 2)
+    # a model carries its own default: the length it was trained and measured with (the shipped reranker:
+    # 128, +0.008 nDCG@10 and ~2.4x faster than 256 on a held-out collection)
+    trained = trained_max_length(encoder.path) if max_length is None else None
+    if trained is not None:
+        encoder = encoder.configured(max_length=trained)
     path = score_cache(encoder, cache_dir()) if cache else None
     return EvalReranker(client, url, index, encoder, fields, cache=path)
 
@@ -172,8 +181,16 @@ def eval_command(
         str, typer.Option("--rerank-backend", help="The cross-encoder's backend (auto, onnx-int8, ...).")
     ] = "auto",
     rerank_max_length: Annotated[
-        int, typer.Option("--rerank-max-length", min=16, max=512, help="Word pieces per (query, passage).")
-    ] = 256,
+        int | None,
+        typer.Option(
+            "--rerank-max-length",
+            min=16,
+            max=512,
+            help="Word pieces per (query, passage) (default: what the model was trained with, from its "
+            f"training.json, else {DEFAULT_MAX_LENGTH}).",
+            show_default=False,
+        ),
+    ] = None,
     score_cache: Annotated[
         bool,
         typer.Option("--score-cache/--no-score-cache", help="Keep rerank scores on disk."),

@@ -16,6 +16,7 @@ corpus.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,20 @@ from .client import cluster_error
 from .fusion import Ranking
 from .proxy_rerank import passage_of
 
-__all__ = ["EvalReranker", "score_cache"]
+__all__ = ["DEFAULT_MAX_LENGTH", "EvalReranker", "score_cache", "trained_max_length"]
+
+DEFAULT_MAX_LENGTH = 256  # word pieces per pair for a model whose card does not say what it was trained with
+
+
+def trained_max_length(folder: Path) -> int | None:
+    """The word pieces per pair a model was trained (and measured) with, from its card (`training.json`'s
+    `settings.max_length`, what `nirbridge train reranker` writes); None when the folder does not say."""
+    try:
+        card = json.loads((Path(folder) / "training.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = card.get("settings", {}).get("max_length") if isinstance(card, dict) else None
+    return value if isinstance(value, int) and 16 <= value <= 512 else None
 
 
 def score_cache(encoder: Any, cache_dir: Path) -> Path:

@@ -361,8 +361,11 @@ def test_eval_cli_reranks_with_a_cross_encoder_and_caches_its_scores(
     assert f"reranked by {trained_cross_encoder.name} (torch-fp32, top 10" in summary
     assert report["rerank"]["scores_from"] == "model" and "scores from the model" in summary
 
-    # the same run by hand: BM25's top 100, the top 10 re-scored by the model over "title text"
-    encoder = CrossEncoder(trained_cross_encoder, backend="torch-fp32")
+    # the same run by hand: BM25's top 100, the top 10 re-scored by the model over "title text", at the word
+    # pieces the model's card says it was trained with (eval's default since issue 14; 256 before)
+    trained = json.loads((trained_cross_encoder / "training.json").read_text())["settings"]["max_length"]
+    encoder = CrossEncoder(trained_cross_encoder, backend="torch-fp32", max_length=trained)
+    assert report["rerank"]["max_length"] == trained
     queries = small["queries"][:8]
     rankings = first_stage(client, small["url"], INDEX, builder, [q.text for q in queries], "bm25", 100)
     docs = {d.id: f"{d.title} {d.text}".strip() for d in small["docs"]}
@@ -386,3 +389,27 @@ def test_eval_cli_reranks_with_a_cross_encoder_and_caches_its_scores(
 
     missing = runner.invoke(app, [*args[:-6], "--rerank", str(tmp_path / "no-model")])
     assert missing.exit_code == 2 and "--rerank" in missing.stderr and "no-model" in missing.stderr
+
+
+def test_eval_rerank_max_length_defaults_to_what_the_model_was_trained_with(tmp_path: Path) -> None:
+    from nirbridge.connector.eval_cli import _eval_reranker
+    from nirbridge.connector.eval_rerank import trained_max_length
+    from nirbridge.workers.shipped import SHIPPED
+
+    # the shipped reranker's card says what it was trained and measured with (issue 14: the default was 256)
+    shipped = SHIPPED["nirbridge/reranker-nfcorpus"]
+    card = json.loads((shipped / "training.json").read_text())
+    assert trained_max_length(shipped) == card["settings"]["max_length"] == 128
+    assert trained_max_length(tmp_path) is None  # no card
+    (tmp_path / "training.json").write_text('{"settings": {"max_length": "long"}}')
+    assert trained_max_length(tmp_path) is None
+
+    def loaded(max_length: int | None) -> int:
+        reranker = _eval_reranker(
+            None, "http://127.0.0.1:9", "i", ("title", "text"), "nirbridge/reranker-nfcorpus", "torch-fp32",
+            max_length, cache=False,
+        )  # fmt: skip
+        return int(reranker.encoder.max_length)
+
+    assert loaded(None) == 128
+    assert loaded(256) == 256  # what the user asks for wins
