@@ -60,9 +60,14 @@ from nirbridge.workers.contract import (
     RerankRequest,
 )
 
+from .errors import BrokerUnavailable
+from .tasks_client import TaskClient
+
 __all__ = ["InProcessReranker", "RerankClient", "RerankOutcome"]
 
 _T = TypeVar("_T")
+# a ping waits for an answer only: a failed or revoked one is waited out to its timeout, as a silent one
+_ANSWERED = frozenset({"SUCCESS"})
 # what a lost or restarted Redis raises through redis-py, kombu and Celery: the connections are reset for it
 _CONNECTION_ERRORS = (
     OperationalError,
@@ -192,7 +197,7 @@ class _Base:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class RerankClient(_Base):
+class RerankClient(_Base, TaskClient):
     """Sends ``nirbridge.rerank`` to the ``queue`` and waits for the scores at most a deadline.
 
     ``max_queue``: when the queue's Redis list holds more messages than this, answer "queue full" at once
@@ -215,12 +220,7 @@ class RerankClient(_Base):
             raise ValueError(f"deadline_s must be positive, got {deadline_s}")
         if max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, got {max_queue}")
-        if app is None:
-            from nirbridge.workers.celery_app import app as default_app
-
-            app = default_app
-        self.app = app
-        self.queue = queue
+        TaskClient.__init__(self, app, queue)
         self.deadline_s = float(deadline_s)
         self.max_queue = max_queue
         self.poll_s = poll_s
@@ -271,9 +271,10 @@ class RerankClient(_Base):
                 except Exception:  # noqa: BLE001 - see above
                     pass
 
-    def _call(self, call: Callable[[], _T]) -> _T:
+    def _attempt(self, call: Callable[[], _T]) -> _T:
         """``call()``; after a connection failure, the connections reset and ``call()`` once more (a stale
-        socket, not a blind retry: a broker still down fails the second time too)."""
+        socket, not a blind retry: a broker still down fails the second time too).  Every broker call of
+        ``TaskClient`` goes through here."""
         seen = self._resets
         try:
             return call()
@@ -284,17 +285,10 @@ class RerankClient(_Base):
     def queue_length(self) -> int:
         """Messages waiting in the queue's Redis list (kombu keeps priority 0, the default, under its
         name)."""
-        return int(self._call(lambda: self._broker().llen(self.queue)))
-
-    def _revoke(self, task_id: str) -> None:
-        try:
-            self.app.control.revoke(task_id)
-            self.app.backend.forget(task_id)
-        except Exception:  # noqa: BLE001 - best effort: the task also expires, and results expire anyway
-            pass
+        return int(self._attempt(lambda: self._broker().llen(self.queue)))
 
     def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
-        url = redact(str(self.app.conf.broker_url))
+        url = redact(self.broker_url)
         try:
             waiting = self.queue_length()
         except Exception as error:  # noqa: BLE001 - redis errors, one translation boundary
@@ -314,57 +308,43 @@ class RerankClient(_Base):
         # for the worker's clock: a wall-clock instant (the monotonic clocks of two machines do not compare)
         wall_deadline = time.time() + (end - time.monotonic())
         try:
-            result = self._call(
-                lambda: self.app.send_task(
-                    RERANK,
-                    args=[request],
-                    queue=self.queue,
-                    routing_key=self.queue,
-                    expires=max(0.001, end - time.monotonic()),
-                    retry=False,
-                    headers={
-                        REQUEST_ID_HEADER: job.request_id,
-                        SENT_AT_HEADER: time.time(),
-                        DEADLINE_HEADER: wall_deadline,
-                    },
-                )
+            task_id = self.send(
+                RERANK,
+                [request],
+                expires=max(0.001, end - time.monotonic()),
+                retry=False,
+                headers={
+                    REQUEST_ID_HEADER: job.request_id,
+                    SENT_AT_HEADER: time.time(),
+                    DEADLINE_HEADER: wall_deadline,
+                },
             )
-        except Exception as error:  # noqa: BLE001 - kombu/redis errors, one translation boundary
-            return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
-        task_id = str(result.id)
-        status = "PENDING"
-        while time.monotonic() < end:
-            try:
-                meta = self._call(lambda: self.app.backend.get_task_meta(task_id))
-            except Exception as error:  # noqa: BLE001 - see above
-                self._revoke(task_id)
-                return _degraded(f"broker {url} unavailable: {type(error).__name__}: {error}", started)
-            status = str(meta.get("status"))
-            if status == "SUCCESS":
-                self._forget(task_id)
-                value = meta["result"]
-                return RerankOutcome(
-                    [float(x) for x in value["scores"]],
-                    False,
-                    None,
-                    value.get("worker"),
-                    float(value.get("seconds") or 0.0),
-                    value.get("backend"),
-                    time.monotonic() - started,
-                )
-            if status in ("FAILURE", "REVOKED"):
-                self._forget(task_id)
-                error = meta.get("result")
-                return _degraded(f"failed: {type(error).__name__}: {error}", started)
-            time.sleep(self.poll_s)
-        self._revoke(task_id)
-        return _degraded(f"timeout: no result within {deadline:.3g} s (task {status.lower()})", started)
-
-    def _forget(self, task_id: str) -> None:
+        except BrokerUnavailable as error:
+            return _degraded(f"broker {url} unavailable: {error.reason}", started)
         try:
-            self.app.backend.forget(task_id)
-        except Exception:  # noqa: BLE001 - results expire anyway (result_expires)
-            pass
+            meta = self.wait(task_id, end, self.poll_s)
+        except BrokerUnavailable as error:
+            self.revoke(task_id, forget=True)
+            return _degraded(f"broker {url} unavailable: {error.reason}", started)
+        status = str(meta.get("status"))
+        if status == "SUCCESS":
+            self.forget(task_id)
+            value = meta["result"]
+            return RerankOutcome(
+                [float(x) for x in value["scores"]],
+                False,
+                None,
+                value.get("worker"),
+                float(value.get("seconds") or 0.0),
+                value.get("backend"),
+                time.monotonic() - started,
+            )
+        if status in ("FAILURE", "REVOKED"):
+            self.forget(task_id)
+            failure = meta.get("result")
+            return _degraded(f"failed: {type(failure).__name__}: {failure}", started)
+        self.revoke(task_id, forget=True)
+        return _degraded(f"timeout: no result within {deadline:.3g} s (task {status.lower()})", started)
 
     def ping(self, timeout_s: float = 1.0) -> dict[str, Any]:
         """Readiness: ``nirbridge.ping`` through the queue, answered within ``timeout_s``.
@@ -381,13 +361,12 @@ class RerankClient(_Base):
             return fast
         remaining = max(0.05, started + timeout_s - time.monotonic())
         try:
-            replies = self._call(lambda: self._active_queues(remaining)) or {}
-        except Exception as error:  # noqa: BLE001 - redis/kombu errors, one translation boundary
-            url = redact(str(self.app.conf.broker_url))
-            return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
-        consuming = sorted(
-            name for name, queues in replies.items() if any(q.get("name") == self.queue for q in queues or ())
-        )
+            with self.broker_errors(self.broker_url):
+                replies = self._attempt(lambda: self._active_queues(remaining)) or {}
+        except BrokerUnavailable as error:
+            url = redact(self.broker_url)
+            return {"ok": False, "detail": f"broker {url} unavailable: {error.reason}"}
+        consuming = self.consuming(replies)
         if not consuming:
             return {
                 "ok": False,
@@ -415,30 +394,24 @@ class RerankClient(_Base):
     def _ping_task(self, started: float, timeout_s: float) -> dict[str, Any]:
         """A ``nirbridge.ping`` task through the queue, answered within ``timeout_s`` of ``started``: the
         answer, the broker's failure (``detail``), or no answer (``{"ok": False, "waiting"}``)."""
-        url = redact(str(self.app.conf.broker_url))
+        url = redact(self.broker_url)
         try:
-            waiting = self.queue_length()
-            result = self._call(
-                lambda: self.app.send_task(
-                    PING, queue=self.queue, routing_key=self.queue, expires=timeout_s, retry=False
-                )
-            )
-        except Exception as error:  # noqa: BLE001 - redis/kombu errors, one translation boundary
-            return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
-        task_id = str(result.id)
-        while time.monotonic() < started + timeout_s:
-            try:
-                meta = self._call(lambda: self.app.backend.get_task_meta(task_id))
-            except Exception as error:  # noqa: BLE001 - see above
-                self._revoke(task_id)
-                return {"ok": False, "detail": f"broker {url} unavailable: {type(error).__name__}: {error}"}
-            if meta.get("status") == "SUCCESS":
-                self._forget(task_id)
-                answer = meta.get("result") or {}
-                ms = round((time.monotonic() - started) * 1000, 1)
-                return {"ok": True, "worker": answer.get("hostname"), "ms": ms, "waiting": waiting}
-            time.sleep(self.poll_s)
-        self._revoke(task_id)
+            with self.broker_errors(self.broker_url):
+                waiting = self.queue_length()
+            task_id = self.send(PING, expires=timeout_s, retry=False)
+        except BrokerUnavailable as error:
+            return {"ok": False, "detail": f"broker {url} unavailable: {error.reason}"}
+        try:
+            meta = self.wait(task_id, started + timeout_s, self.poll_s, _ANSWERED)
+        except BrokerUnavailable as error:
+            self.revoke(task_id, forget=True)
+            return {"ok": False, "detail": f"broker {url} unavailable: {error.reason}"}
+        if meta.get("status") == "SUCCESS":
+            self.forget(task_id)
+            answer = meta.get("result") or {}
+            ms = round((time.monotonic() - started) * 1000, 1)
+            return {"ok": True, "worker": answer.get("hostname"), "ms": ms, "waiting": waiting}
+        self.revoke(task_id, forget=True)
         return {"ok": False, "waiting": waiting}
 
     async def aready(self, timeout_s: float = 1.0) -> dict[str, Any]:

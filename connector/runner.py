@@ -41,6 +41,7 @@ from nirbridge.workers.contract import (
 )
 
 from .errors import BatchFailed, BatchTimeout, BrokerUnavailable, RunnerError, WorkerUnavailable
+from .tasks_client import TaskClient
 
 __all__ = [
     "BatchDone",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 Doc = dict[str, Any]
+# a readiness call waits for these (a revoked ping is waited out to its timeout, as a silent one)
+_ANSWERED = frozenset({"SUCCESS", "FAILURE"})
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def _started_by(meta: dict[str, Any]) -> str | None:
     return str(hostname) if hostname else None
 
 
-class CeleryRunner(Runner):
+class CeleryRunner(Runner, TaskClient):
     """Sends batches to the `enrich` queue and keeps up to `in_flight` of them there.
 
     `timeout` bounds the wait for one batch (counted from when it became the oldest one waited for). While a
@@ -167,12 +170,7 @@ class CeleryRunner(Runner):
             raise ValueError(f"in_flight must be at least 1, got {in_flight}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        if app is None:
-            from nirbridge.workers.celery_app import app as default_app
-
-            app = default_app
-        self.app = app
-        self.queue = queue
+        TaskClient.__init__(self, app, queue)
         self.in_flight = in_flight
         self.timeout = timeout
         self.poll = poll
@@ -180,15 +178,7 @@ class CeleryRunner(Runner):
         self.liveness_timeout = liveness_timeout
         self.resend = resend
 
-    # --- the boundary where Redis and Celery errors become ours ---------------------------------------------
-
-    @property
-    def broker_url(self) -> str:
-        return str(self.app.conf.broker_url)
-
-    @property
-    def backend_url(self) -> str:
-        return str(self.app.conf.result_backend)
+    # --- the broker and the workers -------------------------------------------------------------------------
 
     def _check_broker(self) -> None:
         for url in dict.fromkeys((self.broker_url, self.backend_url)):
@@ -197,57 +187,28 @@ class CeleryRunner(Runner):
                 if problem is not None:
                     raise BrokerUnavailable(redact(url), problem)
 
-    def _send(self, name: str, args: list[Any], queue: str) -> str:
-        try:
-            result = self.app.send_task(name, args=args, queue=queue, routing_key=queue)
-        except Exception as error:  # noqa: BLE001 - kombu/redis connection errors: one translation boundary
-            raise BrokerUnavailable(redact(self.broker_url), f"{type(error).__name__}: {error}") from error
-        return str(result.id)
-
-    def _meta(self, task_id: str) -> dict[str, Any]:
-        try:
-            return dict(self.app.backend.get_task_meta(task_id))
-        except Exception as error:  # noqa: BLE001 - see _send
-            raise BrokerUnavailable(redact(self.backend_url), f"{type(error).__name__}: {error}") from error
-
-    def _forget(self, task_id: str) -> None:
-        try:
-            self.app.backend.forget(task_id)
-        except Exception:  # noqa: BLE001 - results expire anyway (result_expires)
-            pass
-
     def consumers(self) -> list[str]:
         """The workers that answer a broadcast within `liveness_timeout` and consume this runner's queue."""
-        try:
+        with self.broker_errors(self.broker_url):
             replies = self.app.control.inspect(timeout=self.liveness_timeout).active_queues() or {}
-        except Exception as error:  # noqa: BLE001 - see _send
-            raise BrokerUnavailable(redact(self.broker_url), f"{type(error).__name__}: {error}") from error
-        return sorted(
-            worker
-            for worker, queues in replies.items()
-            if any(queue.get("name") == self.queue for queue in queues or ())
-        )
+        return self.consuming(replies)
 
     # --- readiness ------------------------------------------------------------------------------------------
 
     def _call(self, name: str, args: list[Any], timeout: float) -> Any:
         """Send one task through the queue and wait for its value (WorkerUnavailable when nothing answers)."""
         self._check_broker()
-        task_id = self._send(name, args, self.queue)
-        deadline = time.monotonic() + timeout
-        while True:
-            meta = self._meta(task_id)
-            if meta.get("status") == "SUCCESS":
-                self._forget(task_id)
-                return meta["result"]
-            if meta.get("status") == "FAILURE":
-                self._forget(task_id)
-                error = meta.get("result")
-                raise BatchFailed(f"{name}: {type(error).__name__}: {error}")
-            if time.monotonic() >= deadline:
-                self._revoke(task_id)
-                raise WorkerUnavailable(self.queue, f"nothing answered {name} within {timeout:g} s")
-            time.sleep(self.poll)
+        task_id = self.send(name, args)
+        meta = self.wait(task_id, time.monotonic() + timeout, self.poll, _ANSWERED)
+        if meta.get("status") == "SUCCESS":
+            self.forget(task_id)
+            return meta["result"]
+        if meta.get("status") == "FAILURE":
+            self.forget(task_id)
+            error = meta.get("result")
+            raise BatchFailed(f"{name}: {type(error).__name__}: {error}")
+        self.revoke(task_id)
+        raise WorkerUnavailable(self.queue, f"nothing answered {name} within {timeout:g} s")
 
     def ping(self, timeout: float | None = None) -> dict[str, Any]:
         """Send the `ping` task through the queue; the answering worker's report, or WorkerUnavailable."""
@@ -258,12 +219,6 @@ class CeleryRunner(Runner):
 
     def check(self) -> None:
         self.ping(timeout=min(self.timeout, 10.0))
-
-    def _revoke(self, task_id: str) -> None:
-        try:
-            self.app.control.revoke(task_id)
-        except Exception:  # noqa: BLE001 - best effort: a late task only computes, it writes nothing
-            pass
 
     # --- the run --------------------------------------------------------------------------------------------
 
@@ -282,7 +237,7 @@ class CeleryRunner(Runner):
                         break
                     number, docs = item
                     # an empty batch (only skipped documents) keeps its place in the order, unsent
-                    task_id = self._send(ENRICH_BATCH, [payload, list(docs)], self.queue) if docs else ""
+                    task_id = self.send(ENRICH_BATCH, [payload, list(docs)]) if docs else ""
                     pending.append(_Pending(number, docs, payload, task_id, time.monotonic()))
                 if not pending:
                     return
@@ -291,7 +246,7 @@ class CeleryRunner(Runner):
         finally:
             for left in pending:
                 if left.task_id:
-                    self._revoke(left.task_id)
+                    self.revoke(left.task_id)  # a late task only computes, it writes nothing
 
     def _wait(self, batch: _Pending) -> BatchDone:
         if not batch.task_id:
@@ -300,17 +255,17 @@ class CeleryRunner(Runner):
         deadline = started + self.timeout
         next_liveness = started + self.liveness_every
         while True:
-            meta = self._meta(batch.task_id)
+            meta = self.meta(batch.task_id)
             status = meta.get("status")
             if status == "SUCCESS":
-                self._forget(batch.task_id)
+                self.forget(batch.task_id)
                 value = meta["result"]
                 results = [DocResult.from_json(item) for item in value["results"]]
                 return BatchDone(
                     batch.number, batch.docs, results, value.get("worker"), value.get("seconds", 0.0)
                 )
             if status == "FAILURE":
-                self._forget(batch.task_id)
+                self.forget(batch.task_id)
                 error = meta.get("result")
                 raise BatchFailed(f"{type(error).__name__}: {error}", batch.number)
             now = time.monotonic()
@@ -325,8 +280,8 @@ class CeleryRunner(Runner):
                 lost = owner is not None and owner not in workers
                 if (lost or now >= deadline) and batch.resent < self.resend:
                     # the task is idempotent: a copy on a live worker is safe; a late original is ignored
-                    self._revoke(batch.task_id)
-                    batch.task_id = self._send(ENRICH_BATCH, [batch.payload, list(batch.docs)], self.queue)
+                    self.revoke(batch.task_id)
+                    batch.task_id = self.send(ENRICH_BATCH, [batch.payload, list(batch.docs)])
                     batch.resent += 1
                     started = time.monotonic()
                     deadline = started + self.timeout

@@ -32,6 +32,7 @@ def _modules_after_import(module: str) -> set[str]:
     [
         "nirbridge.connector.rerank_client",
         "nirbridge.connector.runner",
+        "nirbridge.connector.tasks_client",
         "nirbridge.workers.contract",
     ],
 )
