@@ -6,7 +6,7 @@
 
 The headline configuration (``exact``) is an index whose ``approximate_threshold`` is -1 (OpenSearch's
 ``index.knn.advanced.approximate_threshold: -1``: no HNSW graph is built and every search is exact), which
-``VectorIndex`` answers with its int8 scan and proven bound (see ``engine/vectors.py``): recall 1 by
+``VectorIndex`` answers with its int8 scan and proven bound (see ``engine/index/vector_scan.py``): recall 1 by
 construction. Beside it (``opensearch``) the plugin's defaults: an HNSW graph (m=16, ef_construction=100,
 ef_search=100, or ``--m`` / ``--ef-construction`` / ``--ef-search``), with ``--sweep`` adding other
 ``ef_search`` values on the same graph.

@@ -7,7 +7,7 @@ put settings on two indices at once, and persistent cluster settings. Two kinds 
 - after a random delay from sending the request: uniform over 0 to 1.2 x the median time the same request
   took when it was answered in earlier rounds (20 ms before any was), so most kills land inside it;
 - at a named step of the commit, through the test-only hook ``NIRBRIDGE_ENGINE_CRASH_AT=<point>``
-  (engine/store.py ``crash_point``), which exits at once as a kill would.
+  (engine/index/store.py ``crash_point``), which exits at once as a kill would.
 
 After each kill the engine is started again on the same data directory and must: come up; hold every index
 either fully (all of its acknowledged documents) or not at all; show each operation's before-state or its

@@ -7,7 +7,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 from .base import (
     DEFAULT_MAX_TOKEN_LENGTH,
@@ -67,7 +67,7 @@ def _chunk_memoised(analyze_chunk: Callable[[str], tuple[str, ...]]) -> Callable
                     found[i] = terms
             except ValueError:
                 pass
-        return list(chain.from_iterable(found))
+        return list(chain.from_iterable(cast("list[tuple[str, ...]]", found)))  # no None is left
 
     return run
 

@@ -375,7 +375,7 @@ def _icu_tokens(text: str) -> Tokens:
             text[a:b] for a, b in spans if text[a] not in enl or not g.only_extend_num_let(text[a:b])
         ]
     # Re-read each whitespace-delimited chunk that holds a trigger with the grammar engine.
-    chunks = []
+    chunks: list[tuple[int, int]] = []
     for m in g.triggers.finditer(text):
         if chunks and m.start() < chunks[-1][1]:
             continue

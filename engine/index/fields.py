@@ -147,7 +147,8 @@ def _check_root_param(key: str, value: Any) -> None:
         allowed = ("true", "false", "strict", "runtime") if key == "dynamic" else ("true", "false")
         if value.lower() not in allowed:
             raise errors.mapper_parsing(f"Could not convert [{key}] to boolean")
-    if key == "_source" and not isinstance(value.get("enabled", True), bool | str):
+    source_enabled = value.get("enabled", True) if key == "_source" and isinstance(value, dict) else True
+    if not isinstance(source_enabled, bool | str):
         raise errors.mapper_parsing("Could not convert [_source.enabled] to boolean")
 
 

@@ -136,6 +136,7 @@ class Index:
         current = self.docs.get(doc_id)
         exists = current is not None and current.found
         if op_type == "create" and exists:
+            assert current is not None  # exists
             raise errors.version_conflict(
                 self.name, doc_id, f"document already exists (current version [{current.version}])"
             )
@@ -209,6 +210,7 @@ class Index:
                 )
             raise errors.document_missing(self.name, doc_id)
         self._check_seq_no(doc_id, current, if_seq_no, if_primary_term)
+        assert current.source is not None  # current.found
         merged = copy.deepcopy(current.source)
         changed = _deep_merge(merged, partial)
         if not changed and body.get("detect_noop", True):

@@ -332,13 +332,13 @@ class Mapping:
                             self._check_depth(path)
                         _ensure_object(dynamic_props, path)
                         self.objects.add(path)
-                    spec = self._object_spec(path)
-                    if spec is not None and spec.get("type") == "nested":
+                    object_spec = self._object_spec(path)
+                    if object_spec is not None and object_spec.get("type") == "nested":
                         parsed.nested_docs += 1
-                    if spec is not None and spec.get("enabled") is False:
+                    if object_spec is not None and object_spec.get("enabled") is False:
                         parsed.present.add(path)
                         continue
-                    sub_dynamic = str(spec.get("dynamic", dynamic)).lower() if spec else dynamic
+                    sub_dynamic = str(object_spec.get("dynamic", dynamic)).lower() if object_spec else dynamic
                     self._parse_object(item, path + ".", parsed, dynamic_props, doc_id, sub_dynamic)
                     parsed.present.add(path)
                 continue

@@ -287,9 +287,9 @@ class InvertedStore:
                     if flat is None:
                         flat = term_new[path] = _FlatPostings()
                     flat.add(ord_, dict.fromkeys(values, 1))
-            for path, values in doc.numbers.items():
+            for path, numbers in doc.numbers.items():
                 entry_n = number_new.setdefault(path, ([], []))
-                for value in values:
+                for value in numbers:
                     entry_n[0].append(ord_)
                     entry_n[1].append(value)
             for path, feats in doc.features.items():
@@ -316,7 +316,7 @@ class InvertedStore:
             # Docs-only fields: Lucene sets sumTotalTermFreq = sumDocFreq; a doc's "length" is its term count.
             batch.terms.append((path, flat.segment(), np.asarray(flat.doc_ords, dtype=np.int64),
                                 np.asarray(flat.doc_sizes, dtype=np.int64)))
-        for path, (ords, values) in number_new.items():
+        for path, (ords, numbers) in number_new.items():
             nf = self.numbers.get(path)
             if nf is None:
                 spec = mapping.field(path)
@@ -325,7 +325,7 @@ class InvertedStore:
             else:
                 dtype = nf.dtype
             batch.numbers.append(
-                (path, dtype, np.asarray(ords, dtype=np.int32), np.asarray(values, dtype=dtype))
+                (path, dtype, np.asarray(ords, dtype=np.int32), np.asarray(numbers, dtype=dtype))
             )
         for path, by_feature in feature_new.items():
             batch.features.append((path, [
@@ -387,8 +387,10 @@ class InvertedStore:
             )
         self.max_ord = batch.max_ord
 
-    def remove_vectors(self, ords: Iterable[int], docs: Iterable[ParsedDoc]) -> None:
+    def remove_vectors(self, ords: Iterable[int], docs: Iterable[ParsedDoc | None]) -> None:
         for ord_, doc in zip(ords, docs, strict=True):
+            if doc is None:  # a version that was never parsed holds no vectors
+                continue
             for path in doc.vectors:
                 if path in self.vectors:
                     self.vectors[path].remove(np.asarray([ord_], dtype=np.int64))

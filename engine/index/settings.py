@@ -149,7 +149,7 @@ class IndexSettings:
 
     def validate(self) -> None:
         for key in ("index.number_of_shards", "index.number_of_replicas"):
-            value = self.flat.get(key)
+            value: Any = self.flat.get(key)  # int(None) raises TypeError, refused below
             try:
                 number = int(value)
             except (TypeError, ValueError):

@@ -32,7 +32,7 @@ the float32 scan.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -62,7 +62,7 @@ class ExactScan:
     _err_max: float
 
     def _storage(self) -> faiss.IndexFlat:
-        return faiss.downcast_index(self._graph.storage)
+        return cast(faiss.IndexFlat, faiss.downcast_index(self._graph.storage))
 
     def _stored_view(self) -> np.ndarray:
         """The float32 vectors inside faiss's flat storage (a view: valid until the next add)."""
@@ -104,7 +104,7 @@ class ExactScan:
         if mask is not None and not post_filter:  # `bits`, `selector` stay referenced during the searches
             bits = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(self._n, faiss.swig_ptr(bits))
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]  # stubs lack the wrapper's kwargs
         lo, scale = self._lo, self._scale
         # faiss's QT_8bit_direct kernel truncates the query to bytes: code it ourselves, exactly, and count
         # its coding error too. The coded distance is an exact integer; the coded query and row lie within
@@ -116,7 +116,7 @@ class ExactScan:
         coded_query = coded_query.astype(np.float32)[None, :]
         coded, rows = self._codes.search(coded_query, depth, params=params)
         coded, rows = coded[0], rows[0]
-        if post_filter:
+        if post_filter and mask is not None:  # (post_filter implies a mask)
             rows = rows[mask[rows]]
             if len(rows) < k:
                 return None
@@ -132,7 +132,7 @@ class ExactScan:
         if outside <= kth:  # not proven: fetch every row whose coded distance allows it to reach the k-th
             radius = ((kth + error) / scale) ** 2 * (1 + _BOUND_SLACK) + 1.0
             _, _, rows = self._codes.range_search(coded_query, radius, params=params)
-            if post_filter:
+            if post_filter and mask is not None:
                 rows = rows[mask[rows]]
             if len(rows) * 8 > count:
                 return None
@@ -146,7 +146,9 @@ class ExactScan:
         raw = np.empty(count, dtype=np.float32)
         xb = self._storage().get_xb()
         kernel = (
-            faiss.fvec_L2sqr_by_idx if self._metric == faiss.METRIC_L2 else faiss.fvec_inner_products_by_idx
+            faiss.fvec_L2sqr_by_idx  # type: ignore[attr-defined]  # in faiss, not in its stubs
+            if self._metric == faiss.METRIC_L2
+            else faiss.fvec_inner_products_by_idx  # type: ignore[attr-defined]
         )
         kernel(faiss.swig_ptr(raw), faiss.swig_ptr(q), xb, faiss.swig_ptr(rows), self._dimension, 1, count)
         return raw

@@ -89,6 +89,7 @@ import math
 import threading
 import zipfile
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import faiss
 import numpy as np
@@ -122,6 +123,8 @@ _EMPTY_SCORES = np.empty(0, dtype=np.float32)
 
 class VectorIndex(ExactScan):
     """The vectors of one ``knn_vector`` field, searchable by HNSW (faiss) with OpenSearch's scores."""
+
+    _live_bits: np.ndarray | None  # the live rows packed for IDSelectorBitmap, until the next write
 
     def __init__(
         self,
@@ -378,7 +381,7 @@ class VectorIndex(ExactScan):
                 "approximate_threshold": self._approximate_threshold,
                 "rows": n,
             }
-            arrays = {
+            arrays: dict[str, Any] = {
                 "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                 "ords": self._ords[:n],
                 "live": self._live[:n],
@@ -461,7 +464,7 @@ class VectorIndex(ExactScan):
         rows = np.flatnonzero(live)
         self._row_of: dict[int, int] = dict(zip(ords[rows].tolist(), rows.tolist(), strict=True))
         self._dead = self._n - len(rows)
-        self._live_bits: np.ndarray | None = None
+        self._live_bits = None
         self._code_rows(0)
 
     def _ensure_capacity(self, needed: int) -> None:
@@ -519,7 +522,7 @@ class VectorIndex(ExactScan):
     def _approximate(
         self, q: np.ndarray, k: int, ef: int, bits: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        params = faiss.SearchParametersHNSW()
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # in faiss, not in its stubs
         params.efSearch = ef
         selector = None
         if bits is not None:  # `bits` and `selector` stay referenced until the search returns

@@ -257,7 +257,11 @@ def _cat(rows: list[dict[str, str | None]], request: Request,
         column = by_alias.get(name)
         if column is None:
             raise errors.illegal_argument(f"Unable to sort by unknown sort key `{name}`")
-        rows.sort(key=lambda r, c=column: _cat_sort_key(r.get(c)), reverse=order == "desc")
+
+        def sort_key(row: dict[str, str | None], c: str = column) -> tuple[int, Any]:
+            return _cat_sort_key(row.get(c))
+
+        rows.sort(key=sort_key, reverse=order == "desc")
     if request.params.get("format") == "json":
         return Response(200, [{c: r.get(c) for c in selected} for r in rows])
     table = [[r.get(c) or "" for c in selected] for r in rows]

@@ -305,6 +305,7 @@ def bulk(node: Node, request: Request) -> Response:
         try:
             if isinstance(payload, errors.EngineError):
                 raise payload
+            assert name is not None  # _parse_bulk refused an action without an index
             if action in ("index", "create"):
                 _check_pipeline(meta.get("pipeline", default_pipeline))
             if action == "delete":

@@ -386,7 +386,7 @@ def update_aliases(node: Node, request: Request) -> Response:
 @route("/_stats", "/{index}/_stats")
 def stats(node: Node, request: Request) -> Response:
     indices = node.resolve(request.parts.get("index"))
-    out = {}
+    out: dict[str, Any] = {}
     for index in indices:
         docs = {"count": index.doc_count(), "deleted": index.num_deleted}
         out[index.name] = {"uuid": index.uuid, "primaries": {"docs": docs}, "total": {"docs": docs}}

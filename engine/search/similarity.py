@@ -83,9 +83,12 @@ from ..index.encoding import (
     json_float,
 )
 
+#: A float or a numpy float (the scorers take float32 weights as Lucene's do)
+Real = float | np.floating[Any]
+
 
 # --- BM25 ---------------------------------------------------------------------------------------------
-def _check_bm25_params(k1: float, b: float) -> tuple[np.float32, np.float32]:
+def _check_bm25_params(k1: Real, b: Real) -> tuple[np.float32, np.float32]:
     """BM25Similarity's constructor checks, with its messages."""
     k1f, bf = F32(k1), F32(b)
     if not np.isfinite(k1f) or k1f < 0:
@@ -132,7 +135,7 @@ def bm25_avgdl(sum_total_term_freq: int, doc_count: int) -> np.float32:
     return F32(int(sum_total_term_freq) / int(doc_count))
 
 
-def bm25_norm_cache(avgdl: float | np.float32, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+def bm25_norm_cache(avgdl: Real, k1: Real = 1.2, b: Real = 0.75) -> np.ndarray:
     """``BM25Similarity.scorer``'s cache, float32[256]:
 
         cache[i] = 1f / (k1 * ((1 - b) + b * LENGTH_TABLE[i] / avgdl))
@@ -271,19 +274,19 @@ def check_feature_weight(weight: float) -> np.float32:
     return w
 
 
-def _check_positive(name: str, value: float) -> np.float32:
+def _check_positive(name: str, value: Real) -> np.float32:
     v = F32(value)
     if not v > 0 or not np.isfinite(v):
         raise ValueError(f"{name} must be > 0, got: {java_float_str(v)}")
     return v
 
 
-def linear_scores(freqs: Any, weight: float) -> Any:
+def linear_scores(freqs: Any, weight: Real) -> Any:
     """``FeatureField.LinearFunction``: ``w * decodeFeatureValue(freq)`` in float."""
     return F32(weight) * decode_feature(freqs)
 
 
-def log_scores(freqs: Any, weight: float, scaling_factor: float) -> Any:
+def log_scores(freqs: Any, weight: Real, scaling_factor: Real) -> Any:
     """``FeatureField.LogFunction``: ``(float) (w * Math.log(scalingFactor + decodeFeatureValue(freq)))``.
 
     ``scalingFactor + S`` is a float addition; log and the product with w are double, then cast.
@@ -297,14 +300,14 @@ def log_scores(freqs: Any, weight: float, scaling_factor: float) -> Any:
     return out[()] if out.ndim == 0 else out
 
 
-def saturation_scores(freqs: Any, weight: float, pivot: float) -> Any:
+def saturation_scores(freqs: Any, weight: Real, pivot: Real) -> Any:
     """``FeatureField.SaturationFunction``: ``w * (1 - pivot / (S + pivot))`` in float (Lucene's rewrite of
     ``w * S / (S + k)``, monotonic in S).  ``pivot`` must be > 0 (``feature_pivot`` for the default)."""
     k = _check_positive("pivot", pivot)
     return F32(weight) * (ONE - k / (decode_feature(freqs) + k))
 
 
-def sigmoid_scores(freqs: Any, weight: float, pivot: float, exponent: float) -> Any:
+def sigmoid_scores(freqs: Any, weight: Real, pivot: Real, exponent: Real) -> Any:
     """``FeatureField.SigmoidFunction``: ``(float) (w * (1 - k^a / (Math.pow(S, a) + k^a)))`` where
     ``k^a = Math.pow(pivot, a)`` is a double computed once; all double, then cast."""
     k = _check_positive("pivot", pivot)

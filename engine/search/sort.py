@@ -138,7 +138,7 @@ def _after_key(request: Request, mapping: Mapping, values: list[Any]) -> tuple[A
         raise errors.illegal_argument(
             f"search_after has {len(values)} value(s) but sort has {len(request.sort)}."
         )
-    key = []
+    key: list[tuple[int, Any]] = []
     for sf, value in zip(request.sort, values, strict=True):
         spec = mapping.field(sf.field)
         if spec is not None and spec.is_numeric and isinstance(value, str):

@@ -236,7 +236,7 @@ class RankFeature(Node):
         weight = np.float32(self.boost)
         freqs = posting.freqs
         if self.function == "saturation":
-            pivot = self.params.get("pivot")
+            pivot: float | np.floating[Any] | None = self.params.get("pivot")
             if pivot is None:
                 pivot = feature_pivot(int(freqs.astype(np.int64).sum()), freqs.shape[0])
             scores = saturation_scores(freqs, weight, np.float32(pivot))

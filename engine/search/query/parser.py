@@ -208,7 +208,7 @@ class QueryParser:
             return MatchNone()
         analyzer = self.mapping.field(text_fields[0][0]).search_analyzer  # type: ignore[union-attr]
         tokens = analyzer.tokens(str(body["query"])) if analyzer else [str(body["query"])]
-        per_term = [
+        per_term: list[Node] = [
             DisMax([Term(p, t, b) for p, b in text_fields], float(body.get("tie_breaker", 0.0)))
             for t in tokens
         ]
