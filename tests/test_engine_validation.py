@@ -405,8 +405,7 @@ def test_replay_survives_a_mapping_that_grew_after_the_document(tmp_path: Path) 
 
 
 def test_a_document_the_store_refuses_does_not_fail_every_refresh() -> None:
-    from nirbridge.engine.index import DocVersion, Index
-    from nirbridge.engine.index import IndexSettings
+    from nirbridge.engine.index import DocVersion, Index, IndexSettings
 
     settings = IndexSettings.create({}, "mem", "uuid", 0)
     index = Index("mem", settings, {"properties": {"t": {"type": "keyword"}}})
