@@ -13,25 +13,22 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
 from .beir import BeirDataset, shipped_sample
+from .cli_common import cli_settings, connect, exit_code, fail, guarded, open_dataset, print_json
 from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
-from .client import check_reachable, client_options, cluster_error, make_client
-from .errors import (
-    ClusterError,
-    ClusterUnreachable,
-    DatasetError,
-    IndexNotFound,
-    NirbridgeError,
-    RunnerError,
-    UsageError,
-)
+from .client import cluster_error
+from .config_cli import config_command
+from .errors import DatasetError, NirbridgeError
+from .eval_cli import eval_command
+from .hash_password_cli import hash_password_command
 from .ingest import IngestReport, ensure_index, ingest_documents
+from .migrate_cli import migrate_app
 from .observe_options import (
     LogFormatOption,
     LogLevelOption,
@@ -39,10 +36,12 @@ from .observe_options import (
     MetricsPortOption,
     setup_logging,
 )
+from .prior_cli import prior_command
 from .schema import corpus_index_body
 from .search import SearchResult, search_bm25
-from .settings import Settings
-from .settings_loader import load_settings
+from .serve_cli import serve_command
+from .status_cli import status_command
+from .train_cli import train_app
 
 __all__ = ["app", "main"]
 
@@ -55,60 +54,6 @@ app = typer.Typer(
 )
 engine_app = typer.Typer(help="The embedded OpenSearch-compatible engine.", no_args_is_help=True)
 app.add_typer(engine_app, name="engine")
-
-T = TypeVar("T")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"nirbridge: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _exit_code(error: NirbridgeError) -> int:
-    if isinstance(error, UsageError | ClusterUnreachable | IndexNotFound | RunnerError):
-        return 2  # nothing was done: fix the command, the cluster, the broker or the workers first
-    if isinstance(error, ClusterError) and isinstance(error.status, int) and 400 <= error.status < 500:
-        return 2  # the cluster refused what we asked for (a bad index name, a bad query): usage
-    return 1
-
-
-def _guarded(action: Callable[[], T]) -> T:
-    """Run `action`, turning nirbridge's errors into a one-line message and the exit status they mean."""
-    try:
-        return action()
-    except NirbridgeError as error:
-        _fail(str(error), _exit_code(error))
-
-
-def _settings() -> Settings:
-    """The settings from the environment and $NIRBRIDGE_CONFIG; exit 2 naming what is wrong where."""
-    try:
-        return load_settings()
-    except UsageError as error:
-        _fail(str(error), 2)
-
-
-def _connect(url: str | None, settings: Settings) -> tuple[OpenSearch, str]:
-    """A client for `url` (or the configured one) that has answered GET /."""
-    resolved = url or settings.url
-
-    def connect() -> OpenSearch:
-        client = make_client(resolved, **client_options(settings))
-        check_reachable(client, resolved)
-        return client
-
-    return _guarded(connect), resolved
-
-
-def _open_dataset(path: Path) -> BeirDataset:
-    try:
-        return BeirDataset.open(path)
-    except DatasetError as error:
-        raise typer.BadParameter(error.reason + f": {error.path}", param_hint="'--dataset'") from None
-
-
-def _print_json(value: dict[str, Any]) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False))
 
 
 @engine_app.command("serve")
@@ -135,8 +80,8 @@ def engine_serve(
         from nirbridge.engine.rest.server import serve
     except ImportError as error:
         if error.name == "nirbridge.engine.rest.server":
-            _fail("the embedded engine is not part of this installation (no nirbridge.engine.rest.server)", 1)
-        _fail(f"the embedded engine failed to load: {error}", 1)
+            fail("the embedded engine is not part of this installation (no nirbridge.engine.rest.server)", 1)
+        fail(f"the embedded engine failed to load: {error}", 1)
     # the server logs at WARNING only: without these two lines a newcomer sees nothing start or stop
     scheme = "https" if tls_cert else "http"
     where = data_dir.resolve()
@@ -158,7 +103,7 @@ def engine_serve(
             users_file=str(users) if users else None,
         )
     except SecurityConfigError as error:
-        _fail(str(error), 2)
+        fail(str(error), 2)
     except (_Terminated, KeyboardInterrupt) as stop:
         typer.echo(f"engine: stopped; the data stays in {where}", err=True)
         signal.signal(signal.SIGTERM, previous)
@@ -178,9 +123,7 @@ def _terminated(signum: int, frame: Any) -> None:
     raise _Terminated
 
 
-from .hash_password_cli import hash_password_command  # noqa: E402 - a bcrypt hash for engine serve --users
-
-engine_app.command("hash-password")(hash_password_command)
+engine_app.command("hash-password")(hash_password_command)  # a bcrypt hash for engine serve --users
 
 
 def _run_ingest(
@@ -195,7 +138,7 @@ def _run_ingest(
 ) -> IngestReport:
     from tqdm import tqdm
 
-    created = _guarded(lambda: ensure_index(client, url, index, corpus_index_body()))
+    created = guarded(lambda: ensure_index(client, url, index, corpus_index_body()))
     if created:
         typer.echo(f"created index {index}", err=True)
     total = dataset.count_documents()
@@ -215,7 +158,7 @@ def _run_ingest(
     try:
         client.indices.refresh(index=index)
     except TransportError as error:
-        _fail(str(cluster_error(error, url, index)), 1)
+        fail(str(cluster_error(error, url, index)), 1)
     return report
 
 
@@ -234,9 +177,9 @@ def ingest(
     progress: ProgressOption = None,
 ) -> None:
     """Load a BEIR corpus into an index (created when missing; ids kept as `_id`)."""
-    beir = _open_dataset(dataset)
-    settings = _settings()
-    client, resolved = _connect(url, settings)
+    beir = open_dataset(dataset)
+    settings = cli_settings()
+    client, resolved = connect(url, settings)
     show = sys.stderr.isatty() if progress is None else progress
     report = _run_ingest(client, resolved, index, beir, batch_size=batch_size, limit=limit, progress=show)
     summary = (
@@ -245,7 +188,7 @@ def ingest(
     )
     typer.echo(summary, err=json_output)
     if json_output:
-        _print_json(report.as_json(index=index, url=resolved))
+        print_json(report.as_json(index=index, url=resolved))
     raise typer.Exit(1 if report.failed else 0)
 
 
@@ -271,11 +214,11 @@ def search(
     """BM25 search (multi_match over title and text), hits printed one per line."""
     if not q.strip():
         raise typer.BadParameter("the query text is empty", param_hint="'--q'")
-    settings = _settings()
-    client, resolved = _connect(url, settings)
-    result = _guarded(lambda: search_bm25(client, resolved, index, q, size))
+    settings = cli_settings()
+    client, resolved = connect(url, settings)
+    result = guarded(lambda: search_bm25(client, resolved, index, q, size))
     if json_output:
-        _print_json({"index": index, "q": q, **result.as_json()})
+        print_json({"index": index, "q": q, **result.as_json()})
     else:
         _print_hits(result, q)
 
@@ -319,15 +262,15 @@ def demo(
     try:
         with running_engine(port=port) as engine:
             say(f"engine up at {engine.url}")
-            settings = _settings()
-            client, url = _connect(engine.url, settings)
+            settings = cli_settings()
+            client, url = connect(engine.url, settings)
             report = _run_ingest(client, url, index, sample, batch_size=100, limit=None, progress=show)
             rate = f"{report.docs_per_s:.0f} docs/s"
             say(f"ingested {report.indexed} documents ({report.failed} failed, {rate})")
             say(f"enriching: SPLADE (nir_sparse) and all-MiniLM-L6-v2 (nir_dense), backend {backend}")
             update, close = _enrich_progress(show)
             try:
-                enriched = _guarded(lambda: enrich_sample(client, url, index, backend, update))
+                enriched = guarded(lambda: enrich_sample(client, url, index, backend, update))
             finally:
                 close()
             say(
@@ -339,7 +282,7 @@ def demo(
             if model != "none":
                 how = f"in this process, hybrid top {RERANK_WINDOW}, weight {RERANK_WEIGHT}"
                 say(f"reranker: {model} ({how})")
-                reranker = _guarded(lambda: demo_reranker(model, backend))
+                reranker = guarded(lambda: demo_reranker(model, backend))
             modes = (*DEMO_MODES, RERANKED) if reranker is not None else DEMO_MODES
             shown = RERANKED if reranker is not None else "hybrid"
             qrels = sample.qrels("dev")
@@ -347,7 +290,7 @@ def demo(
             # the queries with the most judged documents first: the ones a demo can show best
             chosen = sorted(sample.queries(), key=lambda query: -len(qrels.get(query.id, {})))[:queries]
             for query in chosen:
-                ranked = _guarded(
+                ranked = guarded(
                     lambda q=query.text: compare_modes(client, url, index, q, size, backend, reranker)
                 )
                 relevant = qrels.get(query.id, {})
@@ -372,10 +315,10 @@ def demo(
                     }
                 )
     except NirbridgeError as error:
-        _fail(str(error), _exit_code(error))
+        fail(str(error), exit_code(error))
     say("\n(* = judged relevant in NFCorpus dev qrels) engine stopped")
     if json_output:
-        _print_json(
+        print_json(
             {
                 "url": engine.url,
                 "index": index,
@@ -427,7 +370,7 @@ def _enrichment_spec(
             },
         )
     except SpecError as error:
-        _fail(f"{error} (name the encoders with --sparse, --terms, --doc2query, --dense)", 2)
+        fail(f"{error} (name the encoders with --sparse, --terms, --doc2query, --dense)", 2)
 
 
 def _enrich_progress(show: bool) -> tuple[Callable[[Any, int], None], Callable[[], None]]:
@@ -474,7 +417,7 @@ def _enrich_metrics(
     try:
         server = serve_registry(port, metrics.registry, host)
     except OSError as error:
-        _fail(f"cannot serve metrics on {host}:{port}: {error.strerror or error}", 2)
+        fail(f"cannot serve metrics on {host}:{port}: {error.strerror or error}", 2)
 
     def both(report: Any, scanned: int) -> None:
         update(report, scanned)
@@ -583,9 +526,9 @@ def enrich(
         backend,
         _parse_params(param or []),
     )
-    settings = _settings()
-    client, resolved = _connect(url, settings)
-    options = _guarded(
+    settings = cli_settings()
+    client, resolved = connect(url, settings)
+    options = guarded(
         lambda: EnrichOptions(
             index=index,
             spec=spec,
@@ -606,7 +549,7 @@ def enrich(
         with chosen:
             job = EnrichJob(client, resolved, chosen, options)
             with stop_on_signals(job.request_stop):
-                report = _guarded(lambda: job.run(update))
+                report = guarded(lambda: job.run(update))
     finally:
         close()
         stop_metrics()
@@ -642,7 +585,7 @@ def enrich(
             err=True,
         )
     if json_output:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     raise typer.Exit(EXIT_PAUSED if report.paused else 1 if report.failed else 0)
 
 
@@ -685,7 +628,7 @@ def worker(
         try:
             serve_worker_metrics(metrics_port, metrics_host)
         except OSError as error:
-            _fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {error.strerror or error}", 2)
+            fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {error.strerror or error}", 2)
     from nirbridge.workers.celery_app import run_worker
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
@@ -697,32 +640,19 @@ def worker(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--queues'") from None
     except ConnectionError as error:
-        _fail(str(error), 2)
+        fail(str(error), 2)
     if status:  # stopped by itself on an error: a supervisor restarting on-failure must see it
         raise typer.Exit(status)
 
 
-from .eval_cli import eval_command  # noqa: E402 - the eval command lives in its own module
-
+# the commands that live in modules of their own, registered after those above (help lists them in this order)
 app.command("eval")(eval_command)
-from .serve_cli import serve_command  # noqa: E402 - the search proxy (connector.proxy)
-
-app.command("serve")(serve_command)
-from .status_cli import status_command  # noqa: E402 - cluster, indices, broker and workers at a glance
-
-app.command("status")(status_command)
-from .config_cli import config_command  # noqa: E402 - the settings in effect, secrets masked
-
-app.command("config")(config_command)
-from .train_cli import train_app  # noqa: E402 - nirbridge train reranker|dense|deepct|doc2query
-
-app.add_typer(train_app, name="train")
-from .migrate_cli import migrate_app  # noqa: E402 - nirbridge migrate rollback
-
-app.add_typer(migrate_app, name="migrate")
-from .prior_cli import prior_command  # noqa: E402 - nirbridge prior: a document prior from judgments
-
-app.command("prior")(prior_command)
+app.command("serve")(serve_command)  # the search proxy (connector.proxy)
+app.command("status")(status_command)  # cluster, indices, broker and workers at a glance
+app.command("config")(config_command)  # the settings in effect, secrets masked
+app.add_typer(train_app, name="train")  # nirbridge train reranker|dense|deepct|doc2query
+app.add_typer(migrate_app, name="migrate")  # nirbridge migrate rollback
+app.command("prior")(prior_command)  # nirbridge prior: a document prior from judgments
 
 
 HELP_WIDTH = 120  # wide enough that no command's option names or defaults are cut

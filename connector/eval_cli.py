@@ -3,8 +3,7 @@
     nirbridge eval --index scifact --dataset ../shared/data/scifact --split test --mode hybrid \\
         --hybrid bm25+dense --fusion rrf --depth 100 --json
 
-The helpers of `connector.cli` (client, errors, JSON) are imported when the command runs: `cli` imports this
-module to register the command, so importing `cli` here at load time would be circular.
+The helpers it shares with the other commands (client, errors, JSON) come from `connector.cli_common`.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_common import cli_settings, connect, fail, guarded, open_dataset, print_json
 from .cli_options import IndexOption, JsonOption, ProgressOption, UrlOption
 from .errors import DatasetError
 from .eval_rerank import DEFAULT_MAX_LENGTH, EvalReranker, score_cache, trained_max_length
@@ -95,8 +95,6 @@ def _eval_reranker(
     from nirbridge.workers.errors import ModelNotFoundError
     from nirbridge.workers.models import cache_dir
 
-    from .cli import _fail
-
     _choice(backend, (*BACKENDS, "auto"), "--rerank-backend")
     try:
         encoder = CrossEncoder(
@@ -105,7 +103,7 @@ def _eval_reranker(
             max_length=max_length or DEFAULT_MAX_LENGTH,
         )
     except ModelNotFoundError as error:
-        _fail(f"--rerank: {error}", 2)
+        fail(f"--rerank: {error}", 2)
     # a model carries its own default: the length it was trained and measured with (the shipped reranker:
     # 128, +0.008 nDCG@10 and ~2.4x faster than 256 on a held-out collection)
     trained = trained_max_length(encoder.path) if max_length is None else None
@@ -217,8 +215,6 @@ def eval_command(
     """nDCG@10, MRR@10 and Recall@100 of a retrieval mode on a BEIR split, and queries/s."""
     from tqdm import tqdm
 
-    from .cli import _connect, _guarded, _open_dataset, _print_json, _settings
-
     _choice(mode, MODES, "--mode")
     _choice(fusion, FUSION_METHODS, "--fusion")
     _choice(sparse_form, SPARSE_FORMS, "--sparse-form")
@@ -236,19 +232,19 @@ def eval_command(
     text_fields = tuple(name.strip() for name in fields.split(",") if name.strip())
     if not text_fields:
         raise typer.BadParameter("name at least one field", param_hint="'--fields'")
-    beir = _open_dataset(dataset)
+    beir = open_dataset(dataset)
     try:
         beir.qrels(split)
     except DatasetError as error:
         raise typer.BadParameter(error.reason, param_hint="'--split'") from None
-    settings = _settings()
-    client, resolved = _connect(url, settings)
-    found = _guarded(lambda: IndexFields.read(client, resolved, index))
+    settings = cli_settings()
+    client, resolved = connect(url, settings)
+    found = guarded(lambda: IndexFields.read(client, resolved, index))
     for one in modes:
-        _guarded(lambda one=one: found.require(one))
+        guarded(lambda one=one: found.require(one))
     prior = Prior(prior_weight, prior_field) if prior_weight > 0 else None
     if prior is not None:
-        _guarded(lambda: require_prior_field(found.types, index, prior_field))
+        guarded(lambda: require_prior_field(found.types, index, prior_field))
     encoders = QueryEncoders(
         sparse_model=sparse_model or found.models.get("sparse", "splade-tiny"),
         dense_model=dense_model or found.models.get("dense", "all-MiniLM-L6-v2"),
@@ -271,7 +267,7 @@ def eval_command(
         )
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(unit="q", file=sys.stderr, disable=not show, desc=f"eval {index} {mode}") as bar:
-        report = _guarded(
+        report = guarded(
             lambda: evaluate(
                 client,
                 resolved,
@@ -310,4 +306,4 @@ def eval_command(
         }
     _print_report(report, err=json_output)
     if json_output:
-        _print_json(report.as_json())
+        print_json(report.as_json())

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from .cli_common import cli_settings, connect, guarded, print_json
 from .cli_options import JsonOption, UrlOption
 
 __all__ = ["migrate_app"]
@@ -36,16 +37,15 @@ def rollback_command(
     json_output: JsonOption = False,
 ) -> None:
     """Point an alias back at the index a migration swapped it away from (one atomic _aliases call)."""
-    from .cli import _connect, _guarded, _print_json, _settings
     from .migration import rollback
 
-    client, resolved = _connect(url, _settings())
-    actions = _guarded(lambda: rollback(client, index, dry_run=dry_run))
+    client, resolved = connect(url, cli_settings())
+    actions = guarded(lambda: rollback(client, index, dry_run=dry_run))
     moved_from = actions[0]["remove"]["index"]
     moved_to = actions[1]["add"]["index"]
     verb = "would point" if dry_run else "now points"
     typer.echo(f"{index} {verb} at {moved_to} (was {moved_from}; {moved_from} is kept)", err=json_output)
     if json_output:
-        _print_json(
+        print_json(
             {"index": index, "from": moved_from, "to": moved_to, "actions": actions, "dry_run": dry_run}
         )

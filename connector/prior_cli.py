@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from .cli_common import cli_settings, connect, fail, guarded, print_json
 from .cli_options import JsonOption, UrlOption
 
 __all__ = ["prior_command"]
@@ -37,16 +38,15 @@ def prior_command(
 ) -> None:
     """Count the judged queries each document answers; write log(1+n)/log(1+max n) as a rank_feature."""
     from .beir import read_qrels
-    from .cli import _connect, _fail, _guarded, _print_json, _settings
     from .prior import prior_values, write_prior
 
-    judged = _guarded(lambda: read_qrels(qrels))
+    judged = guarded(lambda: read_qrels(qrels))
     try:
         values = prior_values(judged, min_grade)
     except ValueError as error:
         raise typer.BadParameter(f"{qrels}: {error}", param_hint="'--qrels'") from None
-    client, resolved = _connect(url, _settings())
-    report = _guarded(lambda: write_prior(client, resolved, index, values, field))
+    client, resolved = connect(url, cli_settings())
+    report = guarded(lambda: write_prior(client, resolved, index, values, field))
     summary = (
         f"{index}.{field}: {report.written} documents written from {len(judged)} queries"
         f"{' (mapping added)' if report.mapping_added else ''}; {report.missing} judged documents not in the "
@@ -54,6 +54,6 @@ def prior_command(
     )
     typer.echo(summary, err=json_output)
     if json_output:
-        _print_json(report.as_json())
+        print_json(report.as_json())
     if report.failed:
-        _fail(f"{report.failed} documents were not written (first: {report.failures[0].reason})", 1)
+        fail(f"{report.failed} documents were not written (first: {report.failures[0].reason})", 1)

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from .cli_common import fail
 from .cli_options import UrlOption
 from .client import validate_url
 from .errors import BadUrlError, UsageError
@@ -26,11 +27,6 @@ from .proxy_errors import redact
 from .settings_loader import load_settings
 
 __all__ = ["serve_command"]
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"nirbridge: error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _port_free(host: str, port: int) -> str | None:
@@ -94,14 +90,14 @@ def serve_command(
     try:
         settings = load_settings(**overrides)
     except UsageError as error:
-        _fail(str(error))
+        fail(str(error), 2)
     try:
         validate_url(settings.url)
     except BadUrlError as error:
-        _fail(str(error))
+        fail(str(error), 2)
     busy = _port_free(host, port)
     if busy:
-        _fail(busy)
+        fail(busy, 2)
 
     import uvicorn
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from .cli_common import fail
 from .cli_options import JsonOption, UrlOption
 from .client import client_options
 from .errors import ClusterError, NirbridgeError, UsageError
@@ -21,11 +22,6 @@ from .settings_loader import load_settings
 from .status import gather_status
 
 __all__ = ["status_command"]
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"nirbridge: error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def status_command(
@@ -42,7 +38,7 @@ def status_command(
     try:
         settings = load_settings()
     except UsageError as error:
-        _fail(str(error), 2)
+        fail(str(error), 2)
     resolved = url or settings.url
     try:
         report = gather_status(
@@ -56,9 +52,9 @@ def status_command(
         )
     except ClusterError as error:  # a named index missing, or the cluster refusing the index listing
         status = error.status if isinstance(error.status, int) else 0
-        _fail(str(error), 2 if 400 <= status < 500 else 1)
+        fail(str(error), 2 if 400 <= status < 500 else 1)
     except NirbridgeError as error:  # a bad URL
-        _fail(str(error), 2)
+        fail(str(error), 2)
     for line in report.lines():
         typer.echo(line, err=json_output)
     if json_output:

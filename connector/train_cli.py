@@ -20,6 +20,7 @@ import typer
 
 from nirbridge.workers.train.data import TrainingData
 
+from .cli_common import cli_settings, connect, guarded, open_dataset, print_json
 from .cli_options import JsonOption, ProgressOption, UrlOption
 
 __all__ = [
@@ -131,23 +132,22 @@ def prepare(
 
     from tqdm import tqdm
 
-    from .cli import _connect, _guarded, _open_dataset, _settings
     from .errors import DatasetError
     from .train_data import training_data, with_bm25_candidates
 
-    beir = _open_dataset(dataset)
+    beir = open_dataset(dataset)
     try:
         data = training_data(beir, train_split=train_split, dev_split=dev_split, seed=seed)
     except DatasetError as error:
         raise typer.BadParameter(error.reason, param_hint="'--dataset'") from None
     if index is None:
         return data
-    client, resolved = _connect(url, _settings())
+    client, resolved = connect(url, cli_settings())
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(
         total=len(data.train) + len(data.dev), desc="BM25 candidates", unit="q", disable=not show
     ) as bar:
-        return _guarded(
+        return guarded(
             lambda: with_bm25_candidates(client, resolved, index, data, depth=depth, progress=bar.update)
         )
 
@@ -215,8 +215,6 @@ def train_dense_command(
 
     from nirbridge.workers.train.dense import train_dense
 
-    from .cli import _print_json
-
     if depth <= skip_top:
         raise typer.BadParameter(
             f"must be above --skip-top ({skip_top}), got {depth}", param_hint="'--depth'"
@@ -260,7 +258,7 @@ def train_dense_command(
         err=json_output,
     )
     if json_output:
-        _print_json(summary)
+        print_json(summary)
 
 
 @train_app.command("deepct")
@@ -293,8 +291,6 @@ def train_deepct_command(
     """Train DeepCT (term weights = predicted query term recall) for `nirbridge enrich --terms`."""
     from nirbridge.workers.train.deepct import train_deepct
 
-    from .cli import _print_json
-
     data, command, show = prepare_run(context)
     with training_errors():
         record = train_deepct(
@@ -320,7 +316,7 @@ def train_deepct_command(
         err=json_output,
     )
     if json_output:
-        _print_json(record)
+        print_json(record)
 
 
 @train_app.command("reranker")
@@ -376,8 +372,6 @@ def train_reranker_command(
 
     from nirbridge.workers.train.reranker import train_reranker
 
-    from .cli import _print_json
-
     data, command, show = prepare_run(context)
     with tqdm(total=steps, desc="train reranker", unit="step", disable=not show) as bar:
 
@@ -420,7 +414,7 @@ def train_reranker_command(
     if metrics.get("dev ndcg@10", 1.0) <= metrics.get("first stage dev ndcg@10", 0.0):
         typer.echo("warning: on dev this model reranks worse than BM25 alone (see README.md)", err=True)
     if json_output:
-        _print_json(record)
+        print_json(record)
 
 
 @train_app.command("doc2query")
@@ -467,8 +461,6 @@ def train_doc2query_command(
 
     from nirbridge.workers.train.doc2query import train_doc2query
 
-    from .cli import _print_json
-
     data, command, show = prepare_run(context)
     with tqdm(desc="train doc2query", unit="step", disable=not show) as bar:
 
@@ -505,4 +497,4 @@ def train_doc2query_command(
         err=json_output,
     )
     if json_output:
-        _print_json(record)
+        print_json(record)

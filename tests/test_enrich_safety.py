@@ -19,7 +19,8 @@ from test_enrich import BACKEND, _create, _enrich_command, _spec
 from typer.testing import CliRunner
 
 from nirbridge.connector.checkpoint import load_checkpoint
-from nirbridge.connector.cli import _exit_code, app
+from nirbridge.connector.cli import app
+from nirbridge.connector.cli_common import exit_code
 from nirbridge.connector.client import make_client
 from nirbridge.connector.engine_process import EngineProcess
 from nirbridge.connector.enrich import EnrichJob, EnrichOptions
@@ -263,7 +264,7 @@ def test_a_swap_with_unequal_counts_is_refused_and_the_old_index_is_untouched(
     ) as error:
         job.run(progress=write_during_the_run)
     assert "late still reads late, unchanged" in str(error.value) and "rerun" in str(error.value)
-    assert _exit_code(error.value) == 1
+    assert exit_code(error.value) == 1
     assert client.indices.get_alias(name="late", ignore=404).get("status") == 404  # still a concrete index
     assert (
         client.count(index="late")["count"] == 7
