@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import SecretStr
+
+from nirbridge.urls import redact_url
 
 from .cli_options import JsonOption, UrlOption
 from .config_file import config_path
@@ -31,16 +32,7 @@ MASK = "****"
 
 def masked_url(text: str) -> str:
     """`text` with the password of a URL in it replaced by ****; anything else unchanged."""
-    try:
-        parts = urlsplit(text)
-        password = parts.password
-    except ValueError:
-        return text
-    if not parts.scheme or password is None:
-        return text
-    user_info, _, host = parts.netloc.rpartition("@")
-    user = user_info.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+    return redact_url(text, mask=MASK)
 
 
 def masked(value: Any) -> Any:

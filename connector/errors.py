@@ -121,7 +121,7 @@ class RunnerError(NirbridgeError):
 
 class BrokerUnavailable(RunnerError):
     def __init__(self, url: str, reason: str) -> None:
-        """`url` must come with its password already hidden (`workers.celery_app.redact`)."""
+        """`url` must come with its password already hidden (`nirbridge.urls.redact_url`)."""
         self.url = url
         self.reason = reason
         super().__init__(f"the Celery broker at {self.url} is unavailable: {reason}")

@@ -49,7 +49,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from nirbridge.logs import REQUEST_ID
-from nirbridge.workers.celery_app import redact
+from nirbridge.urls import redact_url
 from nirbridge.workers.contract import (
     DEADLINE_HEADER,
     PING,
@@ -288,7 +288,7 @@ class RerankClient(_Base, TaskClient):
         return int(self._attempt(lambda: self._broker().llen(self.queue)))
 
     def _work(self, job: _Job, deadline: float, started: float) -> RerankOutcome:
-        url = redact(self.broker_url)
+        url = redact_url(self.broker_url)
         try:
             waiting = self.queue_length()
         except Exception as error:  # noqa: BLE001 - redis errors, one translation boundary
@@ -364,7 +364,7 @@ class RerankClient(_Base, TaskClient):
             with self.broker_errors(self.broker_url):
                 replies = self._attempt(lambda: self._active_queues(remaining)) or {}
         except BrokerUnavailable as error:
-            url = redact(self.broker_url)
+            url = redact_url(self.broker_url)
             return {"ok": False, "detail": f"broker {url} unavailable: {error.reason}"}
         consuming = self.consuming(replies)
         if not consuming:
@@ -394,7 +394,7 @@ class RerankClient(_Base, TaskClient):
     def _ping_task(self, started: float, timeout_s: float) -> dict[str, Any]:
         """A ``nirbridge.ping`` task through the queue, answered within ``timeout_s`` of ``started``: the
         answer, the broker's failure (``detail``), or no answer (``{"ok": False, "waiting"}``)."""
-        url = redact(self.broker_url)
+        url = redact_url(self.broker_url)
         try:
             with self.broker_errors(self.broker_url):
                 waiting = self.queue_length()

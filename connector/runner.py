@@ -29,7 +29,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nirbridge.workers.celery_app import broker_problem, redact
+from nirbridge.urls import redact_url
+from nirbridge.workers.celery_app import broker_problem
 from nirbridge.workers.contract import (
     DESCRIBE,
     ENRICH_BATCH,
@@ -185,7 +186,7 @@ class CeleryRunner(Runner, TaskClient):
             if url.startswith(("redis://", "rediss://", "unix://")):
                 problem = broker_problem(url)
                 if problem is not None:
-                    raise BrokerUnavailable(redact(url), problem)
+                    raise BrokerUnavailable(redact_url(url), problem)
 
     def consumers(self) -> list[str]:
         """The workers that answer a broadcast within `liveness_timeout` and consume this runner's queue."""

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
-from nirbridge.workers.celery_app import redact
+from nirbridge.urls import redact_url
 from nirbridge.workers.contract import QUEUES
 
 from .client import check_reachable, cluster_error, make_client
@@ -283,7 +283,7 @@ def worker_status(broker_url: str, result_backend: str) -> WorkerStatus:
     """Redis up or not, the queues' depth, the workers answering a ping broadcast; never raises."""
     import redis
 
-    shown = redact(broker_url)
+    shown = redact_url(broker_url)
     scheme = urlsplit(broker_url).scheme
     if scheme not in ("redis", "rediss", "unix"):
         return WorkerStatus(shown, False, error=f"not a Redis broker ({scheme or 'no scheme'}://)")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from nirbridge.workers.celery_app import redact
+from nirbridge.urls import redact_url
 
 from .errors import BrokerUnavailable
 
@@ -54,13 +54,13 @@ class TaskClient:
 
     @contextmanager
     def broker_errors(self, url: str) -> Iterator[None]:
-        """Any error inside as `BrokerUnavailable(redact(url), "<type>: <message>")`."""
+        """Any error inside as `BrokerUnavailable(redact_url(url), "<type>: <message>")`."""
         try:
             yield
         except BrokerUnavailable:
             raise
         except Exception as error:  # noqa: BLE001 - kombu/redis connection errors: one translation boundary
-            raise BrokerUnavailable(redact(url), f"{type(error).__name__}: {error}") from error
+            raise BrokerUnavailable(redact_url(url), f"{type(error).__name__}: {error}") from error
 
     def _attempt(self, call: Callable[[], _T]) -> _T:
         """One broker call (a subclass may retry it once on a fresh connection)."""

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from celery import Celery
 from kombu import Queue
 
+from nirbridge.urls import redact_url
+
 from .contract import ENRICH_BATCH, ENRICH_QUEUE, QUEUES, RERANK, RERANK_QUEUE
 
 __all__ = [
@@ -153,17 +155,6 @@ def make_app(settings: WorkerSettings | None = None) -> Celery:
 app = make_app()
 
 
-def redact(url: str) -> str:
-    """`url` with its password hidden, fit for an error message."""
-    from urllib.parse import urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def broker_problem(url: str, timeout: float = 3.0) -> str | None:
     """None when the Redis at `url` answers PING within `timeout` seconds, else what went wrong."""
     import redis
@@ -203,7 +194,7 @@ def run_worker(
         raise ValueError(f"unknown queue(s) {unknown or queues}: choose from {', '.join(QUEUES)}")
     problem = broker_problem(app.conf.broker_url)
     if problem is not None:
-        raise ConnectionError(f"cannot reach the broker at {redact(app.conf.broker_url)}: {problem}")
+        raise ConnectionError(f"cannot reach the broker at {redact_url(app.conf.broker_url)}: {problem}")
     argv = [
         "worker",
         f"--queues={','.join(queues)}",
