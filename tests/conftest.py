@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 from recording_upstream import RecordingUpstream
-from redis_fixture import RedisServer
+from redis_fixture import RedisServer, WorkerProcess
 
 from nirbridge.connector.engine_process import EngineProcess, running_engine
 
@@ -52,6 +52,41 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker_queues() -> str:
+    """The queues of the module's `worker`; a module that wants others overrides this fixture."""
+    return "enrich,rerank"
+
+
+@pytest.fixture(scope="module")
+def worker_env() -> dict[str, str]:
+    """Extra environment of the module's `worker` (log format, metrics port, rerank backends ...); a module
+    overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def worker(
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_queues: str,
+    worker_env: dict[str, str],
+) -> Iterator[WorkerProcess]:
+    """A real `nirbridge worker` on `redis_server`'s databases 0 (broker) and 1 (results), for the module's
+    tests; a module that must wait for it to answer overrides `worker` with a fixture that takes this one."""
+    process = WorkerProcess(
+        redis_server.url(0),
+        redis_server.url(1),
+        tmp_path_factory.mktemp("worker"),
+        queues=worker_queues,
+        env=worker_env,
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="module")

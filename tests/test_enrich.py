@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
-from redis_fixture import RedisServer, WorkerProcess, free_port
+from redis_fixture import RedisServer, free_port
 from typer.testing import CliRunner
 
 from nirbridge.connector.checkpoint import load_checkpoint
@@ -326,15 +325,6 @@ def test_usage_errors(client: OpenSearch, engine: EngineProcess, scifact_slice, 
 
 
 # --- with Celery: a real redis-server and worker ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("worker"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _celery_env(server: RedisServer) -> dict[str, str]:

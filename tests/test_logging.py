@@ -46,13 +46,13 @@ def queries(client: OpenSearch, scifact_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    env = {"NIRBRIDGE_LOG_FORMAT": "json", "NIRBRIDGE_LOG_QUERIES": "false"}
-    process = WorkerProcess(
-        redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("w"), queues="rerank", env=env
-    )
-    yield process
-    process.stop()
+def worker_queues() -> str:
+    return "rerank"
+
+
+@pytest.fixture(scope="module")
+def worker_env() -> dict[str, str]:
+    return {"NIRBRIDGE_LOG_FORMAT": "json", "NIRBRIDGE_LOG_QUERIES": "false"}
 
 
 class ServeProcess:

@@ -56,15 +56,13 @@ def worker_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def worker(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory, worker_port: int
-) -> Iterator[WorkerProcess]:
-    env = {"NIRBRIDGE_METRICS_PORT": str(worker_port)}
-    process = WorkerProcess(
-        redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("w"), queues="rerank", env=env
-    )
-    yield process
-    process.stop()
+def worker_queues() -> str:
+    return "rerank"
+
+
+@pytest.fixture(scope="module")
+def worker_env(worker_port: int) -> dict[str, str]:
+    return {"NIRBRIDGE_METRICS_PORT": str(worker_port)}
 
 
 @pytest.fixture(scope="module")

@@ -477,13 +477,9 @@ def test_a_reranked_request_without_a_model_is_a_400(
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """A real `nirbridge worker --queues rerank` on redis databases 0 (broker) and 1 (results)."""
-    process = WorkerProcess(
-        redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("worker"), queues="rerank"
-    )
-    yield process
-    process.stop()
+def worker_queues() -> str:
+    """The shared `worker` (tests/conftest.py) as `nirbridge worker --queues rerank`."""
+    return "rerank"
 
 
 @pytest.fixture(scope="module")

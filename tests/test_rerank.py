@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from celery import Celery
 from cross_encoder_fixture import models_dir, trained_cross_encoder  # noqa: F401 - a fixture
-from redis_fixture import RedisServer, WorkerProcess
+from redis_fixture import RedisServer, WorkerProcess, wait_until_reranking
 
 from nirbridge.connector.beir import BeirDataset
 from nirbridge.connector.rerank_client import InProcessReranker, RerankClient
@@ -203,29 +203,24 @@ def _app(server: RedisServer, broker_db: int = 0, result_db: int = 1) -> Celery:
 
 
 @pytest.fixture(scope="module")
+def worker_queues() -> str:
+    return "rerank"
+
+
+@pytest.fixture(scope="module")
 def worker(
-    redis_server: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
     trained_cross_encoder: Path,  # noqa: F811
     groups: list[tuple[str, list[str]]],
+    redis_server: RedisServer,
+    worker: WorkerProcess,
 ) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(
-        redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("worker"), queues="rerank"
-    )
+    """The shared `worker` (tests/conftest.py) on the rerank queue, once it has reranked one passage."""
     client = RerankClient(_app(redis_server), deadline_s=5)
     try:
-        # the first request imports torch and loads the model in the pool process: a long deadline
-        deadline = time.monotonic() + 90
-        while True:
-            outcome = client.rerank(groups[0][0], groups[0][1][:1], str(trained_cross_encoder), "torch-fp32")
-            if not outcome.degraded:
-                break
-            if process.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the worker did not answer: {outcome.reason}\n{process.output()}")
-        yield process
+        wait_until_reranking(worker, client, groups[0][0], groups[0][1][:1], str(trained_cross_encoder), 90)
+        yield worker
     finally:
         client.close()
-        process.stop()
 
 
 @pytest.fixture(scope="module")

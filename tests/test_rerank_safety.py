@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from cross_encoder_fixture import models_dir, trained_cross_encoder  # noqa: F401 - a fixture
-from redis_fixture import RedisServer, WorkerProcess
+from redis_fixture import RedisServer, WorkerProcess, wait_until_reranking
 
 from nirbridge.connector.proxy_errors import BadRequest
 from nirbridge.connector.proxy_rerank import RerankSpec
@@ -152,29 +152,29 @@ def _app(server: RedisServer) -> Celery:
 
 
 @pytest.fixture(scope="module")
-def worker(
-    redis_server: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
-    trained_cross_encoder: Path,  # noqa: F811
-) -> Iterator[WorkerProcess]:
+def worker_queues() -> str:
+    return "rerank"
+
+
+@pytest.fixture(scope="module")
+def worker_env() -> dict[str, str]:
     """A rerank worker that allows the tests' models (tests/redis_fixture.py) on two backends, caching 2."""
-    env = {"NIRBRIDGE_RERANK_BACKENDS": "torch-fp32,onnx-int8", "NIRBRIDGE_RERANK_CACHE": "2"}
-    process = WorkerProcess(
-        redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("worker"), queues="rerank", env=env
-    )
+    return {"NIRBRIDGE_RERANK_BACKENDS": "torch-fp32,onnx-int8", "NIRBRIDGE_RERANK_CACHE": "2"}
+
+
+@pytest.fixture(scope="module")
+def worker(
+    trained_cross_encoder: Path,  # noqa: F811
+    redis_server: RedisServer,
+    worker: WorkerProcess,
+) -> Iterator[WorkerProcess]:
+    """The shared `worker` (tests/conftest.py), once it has reranked one passage."""
     client = RerankClient(_app(redis_server), deadline_s=5)
     try:
-        deadline = time.monotonic() + 120  # the first request imports torch and loads the model
-        while True:
-            outcome = client.rerank(QUERY, LONG[:1], str(trained_cross_encoder), "torch-fp32")
-            if not outcome.degraded:
-                break
-            if process.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the worker did not answer: {outcome.reason}\n{process.output()}")
-        yield process
+        wait_until_reranking(worker, client, QUERY, LONG[:1], str(trained_cross_encoder), 120)
+        yield worker
     finally:
         client.close()
-        process.stop()
 
 
 @pytest.fixture(scope="module")

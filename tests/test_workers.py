@@ -102,13 +102,10 @@ def _wait_ready(runner: CeleryRunner, worker: WorkerProcess, within: float = 60.
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(redis_server.url(0), redis_server.url(1), tmp_path_factory.mktemp("worker"))
-    try:
-        _wait_ready(CeleryRunner(_app(redis_server), timeout=5), process)
-        yield process
-    finally:
-        process.stop()
+def worker(redis_server: RedisServer, worker: WorkerProcess) -> WorkerProcess:
+    """The shared `worker` (tests/conftest.py), once it answers a ping."""
+    _wait_ready(CeleryRunner(_app(redis_server), timeout=5), worker)
+    return worker
 
 
 @pytest.fixture(scope="module")
