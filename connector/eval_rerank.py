@@ -4,7 +4,7 @@
     reranker = EvalReranker(client, url, "scifact", encoder, ("title", "text"))
     evaluate(..., reranker=reranker, window=100)
 
-The passage of a hit is what the proxy's cross-encoder reads (`proxy_rerank.passage_of`: the fields joined
+The passage of a hit is what the proxy's cross-encoder reads (`proxy.rerank.passage_of`: the fields joined
 by spaces), fetched with one `_mget` per query.  Scores are cached on disk per model fingerprint, backend and
 passage mode (`score_cache`, SQLite), keyed by the query text and the document id: the rows of an evaluation
 table rerank heavily overlapping candidate sets (BM25, dense, hybrids of one collection), and a cross-encoder
@@ -26,7 +26,7 @@ from opensearchpy import OpenSearch, TransportError
 
 from .client import cluster_error
 from .fusion import Ranking
-from .proxy_rerank import passage_of
+from .proxy import passage_of
 
 __all__ = ["DEFAULT_MAX_LENGTH", "EvalReranker", "score_cache", "trained_max_length"]
 

@@ -53,7 +53,7 @@ __all__ = [
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _PAIR_BUCKETS = (1, 5, 10, 20, 50, 100, 200, 500, 1000)
 
-# How a degraded answer's reason starts (connector.rerank_client, connector.proxy_rerank) -> its label: a
+# How a degraded answer's reason starts (connector.rerank_client, connector.proxy.rerank) -> its label: a
 # fixed, small set, so that a reason's details (URLs, numbers) never become label values.
 DEGRADED_REASONS: tuple[tuple[str, str], ...] = (
     ("queue full", "queue_full"),
@@ -78,7 +78,7 @@ def degraded_reason_label(reason: str | None) -> str:
 
 
 class _Report(Protocol):
-    """What `ProxyMetrics.observe_rerank` reads of a `connector.proxy_rerank.RerankReport`."""
+    """What `ProxyMetrics.observe_rerank` reads of a `connector.proxy.rerank.RerankReport`."""
 
     reranked: bool
     degraded: bool

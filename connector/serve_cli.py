@@ -6,7 +6,7 @@
 Settings come from the environment (`NIRBRIDGE_PROXY_*`, see connector.settings); the flags here win. The
 proxy starts even when the cluster does not answer yet (`GET /_nirbridge/ready` says so); a bad URL, bad
 settings or a port already taken exit 2 at once. Logs go to stderr (nirbridge.logs), one line per request
-(connector.proxy_observe) instead of uvicorn's access log; metrics are at `GET /_nirbridge/metrics`.
+(connector.proxy.observe) instead of uvicorn's access log; metrics are at `GET /_nirbridge/metrics`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .cli_options import UrlOption
 from .client import validate_url
 from .errors import BadUrlError, UsageError
 from .observe_options import LogFormatOption, LogLevelOption, setup_logging
-from .proxy_errors import redact
+from .proxy import redact
 from .settings_loader import load_settings
 
 __all__ = ["serve_command"]
@@ -101,8 +101,7 @@ def serve_command(
 
     import uvicorn
 
-    from .proxy import make_app
-    from .proxy_server import server_config
+    from .proxy import make_app, server_config
 
     mode = "read-write" if settings.proxy_allow_writes else "read-only"
     where = "in process" if settings.proxy_rerank_in_process else f"workers via {redact(settings.broker_url)}"
@@ -118,7 +117,7 @@ def serve_command(
     )
     # log_config=None: uvicorn's loggers go to the root handler (text or JSON); its access log would print
     # query strings (`?q=`): the proxy logs each request itself. Slow request lines and headers time out
-    # (connector.proxy_server), slow bodies too (connector.proxy_limits).
+    # (connector.proxy.server), slow bodies too (connector.proxy.limits).
     config = server_config(
         make_app(settings), settings, host=host, port=port, log_level=level, log_config=None, access_log=False
     )

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     proxy_rerank_deadline_ms: float = Field(default=2000.0, gt=0)
     proxy_rerank_model: str = ""  # none by default: a reranked request must name its model
     proxy_rerank_backend: str = "auto"
-    # the cross-encoder's share of a reranked window's score when a request names none (proxy_rerank.py)
+    # the cross-encoder's share of a reranked window's score when a request names none (proxy/rerank.py)
     proxy_rerank_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     proxy_rerank_in_process: bool = False
     # the document prior's share of the first-stage score when a request names none (0: off); it applies

@@ -9,7 +9,7 @@
 The upstream records each request line's method and target exactly as they came over the socket (the raw
 request target: percent-encoding, dot segments and all, before any parsing), and answers 200 with a small
 search answer (one hit) to anything: no route logic of its own, so whatever reaches it was forwarded.
-`ProxyServer` runs `connector.proxy_server.server_config` (the header deadline included) under uvicorn in a
+`ProxyServer` runs `connector.proxy.server.server_config` (the header deadline included) under uvicorn in a
 thread of this process; `raw_request` speaks HTTP/1.1 over a bare socket, so that a path is sent byte for byte
 (http.client and httpx would rewrite some).
 """
@@ -29,7 +29,7 @@ import uvicorn
 
 from nirbridge.connector.engine_process import free_port
 from nirbridge.connector.proxy import make_app
-from nirbridge.connector.proxy_server import server_config
+from nirbridge.connector.proxy.server import server_config
 from nirbridge.connector.settings import Settings
 
 SEARCH_ANSWER: dict[str, Any] = {

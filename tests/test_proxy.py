@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from nirbridge.connector.cli import app as cli_app
 from nirbridge.connector.engine_process import EngineProcess, free_port
 from nirbridge.connector.proxy import make_app
-from nirbridge.connector.proxy_policy import is_read_only
+from nirbridge.connector.proxy.policy import is_read_only
 from nirbridge.connector.queries import IndexFields, QueryBuilder, QueryEncoders, first_stage
 from nirbridge.connector.rerank_client import InProcessReranker
 from nirbridge.connector.settings import Settings
@@ -437,7 +437,7 @@ def test_a_bad_rerank_weight_is_a_400(small: dict[str, Any], proxy: ServerThread
 def test_the_rerank_weight_defaults_to_the_setting() -> None:
     from pydantic import ValidationError
 
-    from nirbridge.connector.proxy_rerank import RerankSpec
+    from nirbridge.connector.proxy.rerank import RerankSpec
 
     settings = _settings("http://127.0.0.1:9", proxy_rerank_model="m", proxy_rerank_weight=0.5)
     assert RerankSpec.parse({"window": 10}, settings).weight == 0.5

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from recording_upstream import SEARCH_ANSWER, ProxyServer, RecordingUpstream
 
-from nirbridge.connector.proxy import query_text_of
-from nirbridge.connector.proxy_errors import BadRequest
-from nirbridge.connector.proxy_policy import check_source_spec
-from nirbridge.connector.proxy_search import SearchRequest
+from nirbridge.connector.proxy.app import query_text_of
+from nirbridge.connector.proxy.errors import BadRequest
+from nirbridge.connector.proxy.policy import check_source_spec
+from nirbridge.connector.proxy.search import SearchRequest
 from nirbridge.connector.settings import Settings
 
 SETTINGS = Settings(proxy_rerank_model="no-model")

@@ -1,4 +1,4 @@
-"""The proxy's limits over real HTTP (connector.proxy_limits): requests in flight, body size, query length.
+"""The proxy's limits over real HTTP (connector.proxy.limits): requests in flight, body size, query length.
 
 uvicorn serves the proxy in a thread; the cluster is the engine, reached through a real HTTP gate
 (tests/http_gate.py) that can hold requests, so that requests stay in flight for as long as the test says.
@@ -19,7 +19,7 @@ from test_proxy import ServerThread, _error
 
 from nirbridge.connector.engine_process import EngineProcess
 from nirbridge.connector.proxy import make_app
-from nirbridge.connector.proxy_limits import RequestLimits
+from nirbridge.connector.proxy.limits import RequestLimits
 from nirbridge.connector.settings import Settings
 
 INDEX = "limits"

@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from recording_upstream import ProxyServer, RecordingUpstream, raw_request
 
-from nirbridge.connector.proxy_cluster import Cluster
-from nirbridge.connector.proxy_errors import BadRequest
-from nirbridge.connector.proxy_paths import check_index_expression, check_path, index_path
-from nirbridge.connector.proxy_policy import is_read_only
+from nirbridge.connector.proxy.cluster import Cluster
+from nirbridge.connector.proxy.errors import BadRequest
+from nirbridge.connector.proxy.paths import check_index_expression, check_path, index_path
+from nirbridge.connector.proxy.policy import is_read_only
 from nirbridge.connector.settings import Settings
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]

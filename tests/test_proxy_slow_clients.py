@@ -2,7 +2,7 @@
 NIRBRIDGE_PROXY_BODY_TIMEOUT_S has passed, and its in-flight slot is free again; a request line and headers
 that trickle in are answered 408 and the connection closed once NIRBRIDGE_PROXY_HEADER_TIMEOUT_S has passed.
 
-Over real sockets: the proxy under uvicorn with `nirbridge serve`'s server config (connector.proxy_server) in
+Over real sockets: the proxy under uvicorn with `nirbridge serve`'s server config (connector.proxy.server) in
 front of a recording HTTP server (tests/recording_upstream.py), short deadlines so that the test is quick.
 """
 

@@ -22,8 +22,8 @@ from celery import Celery
 from cross_encoder_fixture import models_dir, trained_cross_encoder  # noqa: F401 - a fixture
 from redis_fixture import RedisServer, WorkerProcess, wait_until_reranking
 
-from nirbridge.connector.proxy_errors import BadRequest
-from nirbridge.connector.proxy_rerank import RerankSpec
+from nirbridge.connector.proxy.errors import BadRequest
+from nirbridge.connector.proxy.rerank import RerankSpec
 from nirbridge.connector.rerank_client import RerankClient
 from nirbridge.connector.settings import Settings
 from nirbridge.workers.celery_app import WorkerSettings, make_app

@@ -14,7 +14,7 @@ model a process loads stays in its memory (about 80 MB for a MiniLM-L6), so the 
     NIRBRIDGE_RERANK_CACHE     cross-encoders one process keeps loaded; the least recently used is dropped
                                first (default 4)
 
-The proxy checks a request against its settings (a 400 naming the allowed values, connector.proxy_rerank);
+The proxy checks a request against its settings (a 400 naming the allowed values, connector.proxy.rerank);
 the worker checks it again against its own environment before it loads anything, since it is the process
 that loads.  Params (``PARAM_LIMITS``) only change how the passages are cut and batched, never the weights,
 so they are not part of what a process caches (workers.cross_encoder).

@@ -17,7 +17,7 @@ is a DELETE whose body is not JSON or comes in the `source` parameter (unreadabl
 PATCH, other DELETE and POST: `_bulk`, `_doc`, `_update`, `_delete_by_query`, `_aliases`, `_settings`, ...) is
 a write or an admin call.
 
-The path judged here is the decoded one that connector.proxy_paths checked, the very path the cluster gets.
+The path judged here is the decoded one that connector.proxy.paths checked, the very path the cluster gets.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from .proxy_errors import BadRequest
+from .errors import BadRequest
 
 __all__ = ["check_source_spec", "endpoint_of", "filter_source", "is_read_only"]
 

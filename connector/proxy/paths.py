@@ -12,7 +12,7 @@ Why: three readers of one path disagree when it holds dot segments or encoded se
 cluster decodes once more. A policy that judges one reading while the cluster acts on another can be walked
 around (`POST /i/_search/scroll/../../_doc/w` looks like a scroll and writes a document). So the proxy reads
 the path as the caller sent it (`scope["raw_path"]`, still percent-encoded), refuses every path that could be
-read two ways, judges the decoded form, and sends the cluster those very bytes (`connector.proxy_cluster`
+read two ways, judges the decoded form, and sends the cluster those very bytes (`connector.proxy.cluster`
 passes them as httpcore's request `target`: httpx does not rebuild them).
 
 Refused with 400 `illegal_argument_exception`, naming what is wrong:
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from .proxy_errors import BadRequest, send_error
+from .errors import BadRequest, send_error
 
 __all__ = [
     "CheckedPath",

@@ -42,9 +42,9 @@ from typing import Any, Protocol
 from nirbridge.workers.errors import RerankRefused
 from nirbridge.workers.rerank_policy import RerankPolicy, check_params
 
-from .fusion import interpolate
-from .proxy_errors import BadRequest
-from .settings import Settings
+from ..fusion import interpolate
+from ..settings import Settings
+from .errors import BadRequest
 
 __all__ = [
     "GRACE_S",

@@ -6,7 +6,7 @@
 
 The bodies come from `connector.queries` (`FirstStage`, `QueryBuilder`), sent as one `_msearch` over the
 proxy's pooled async client; the query encoders run in a thread, off the event loop, sparse and dense
-queries of concurrent requests batched into one model call (`query_batcher`). Without rerank the
+queries of concurrent requests batched into one model call (`connector.query_batcher`). Without rerank the
 first stage fetches `from + size` hits (hybrid: `max(depth, from + size)` per mode, fused); with rerank it
 fetches `window`, reranks them and pages inside the window (`from + size` past the window is cut there).
 
@@ -31,17 +31,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UsageError
-from .fusion import FUSION_METHODS
-from .prior import Prior, require_prior_field
-from .proxy_cluster import Cluster
-from .proxy_errors import BadRequest
-from .proxy_paths import index_path
-from .proxy_policy import check_source_spec, filter_source
-from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
-from .queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder, ranking_of
-from .query_batcher import BATCHED_MODES, QueryBatcher
-from .settings import Settings
+from ..errors import UsageError
+from ..fusion import FUSION_METHODS
+from ..prior import Prior, require_prior_field
+from ..queries import MODES, SINGLE_MODES, FirstStage, QueryBuilder, ranking_of
+from ..query_batcher import BATCHED_MODES, QueryBatcher
+from ..settings import Settings
+from .cluster import Cluster
+from .errors import BadRequest
+from .paths import index_path
+from .policy import check_source_spec, filter_source
+from .rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
 
 __all__ = ["SearchRequest", "nirbridge_block", "run_search"]
 

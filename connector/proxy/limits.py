@@ -15,7 +15,7 @@
   and the connection is closed. A request holds its in-flight slot while its body arrives (so that the
   memory held by bodies stays within `max_in_flight * max_body_bytes`): without the timeout, `max_in_flight`
   clients sending a byte a second would hold every slot for ever. Slow headers are uvicorn's to time out
-  (connector.proxy_server: the app is not called before the headers are complete).
+  (connector.proxy.server: the app is not called before the headers are complete).
 - Query length: the query text the proxy itself encodes or reranks against (`_nirbridge/search`'s `q`, the
   text a reranked `_search` reranks against) may hold at most `max_query_chars` characters: 400
   `illegal_argument_exception`. Bodies passed on untouched are the cluster's to judge.
@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .proxy_errors import BadRequest, RequestTimeout, send_error
+from .errors import BadRequest, RequestTimeout, send_error
 
 __all__ = ["HEALTH_PATHS", "RequestLimits", "check_query_length"]
 

@@ -10,7 +10,7 @@ it, and such clients hold connections (file descriptors, uvicorn's `limit_concur
 `HeaderTimeoutProtocol` arms a timer when a connection opens and when a request's first byte arrives, and
 stops it when the headers are complete; past `header_timeout_s` (NIRBRIDGE_PROXY_HEADER_TIMEOUT_S) it answers
 408 in OpenSearch's error shape and closes the connection. The body's own deadline is the app's
-(connector.proxy_limits, NIRBRIDGE_PROXY_BODY_TIMEOUT_S).
+(connector.proxy.limits, NIRBRIDGE_PROXY_BODY_TIMEOUT_S).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .proxy_errors import error_body
-from .settings import Settings
+from ..settings import Settings
+from .errors import error_body
 
 __all__ = ["HeaderTimeoutProtocol", "server_config"]
 

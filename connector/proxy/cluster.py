@@ -18,7 +18,7 @@ reach the proxy would act as the proxy's user. None of them is logged or quoted:
 password hidden.
 
 Paths: `send` forwards the path it is given byte for byte (httpcore's request `target`), after checking it
-(connector.proxy_paths.check_path: no dot segments, no encoded separators); httpx would otherwise rewrite
+(connector.proxy.paths.check_path: no dot segments, no encoded separators); httpx would otherwise rewrite
 it (dropping `.` and `..` segments) after the route policy judged it.
 """
 
@@ -35,11 +35,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import orjson
 
-from .client import authorization_header, client_options
-from .proxy_errors import ClusterFailed, ProxyError, cluster_failed, redact
-from .proxy_paths import check_path, forwarded_query, index_path
-from .queries import IndexFields, QueryBuilder, QueryEncoders
-from .settings import Settings
+from ..client import authorization_header, client_options
+from ..queries import IndexFields, QueryBuilder, QueryEncoders
+from ..settings import Settings
+from .errors import ClusterFailed, ProxyError, cluster_failed, redact
+from .paths import check_path, forwarded_query, index_path
 
 __all__ = [
     "ANSWER_HEADERS",

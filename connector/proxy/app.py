@@ -12,28 +12,28 @@ Routes (DESIGN.md, "The proxy's search API"):
                                            `from`/`size` inside the window, plus a `nirbridge` block;
                                            `ext.rerank` is removed before the body goes on (OpenSearch
                                            refuses unknown ext keys)
-    POST /{index}/_nirbridge/search       query text in, queries built here (connector.proxy_search)
+    POST /{index}/_nirbridge/search       query text in, queries built here (connector.proxy.search)
     GET /_nirbridge/health                 liveness: the process answers
     GET /_nirbridge/metrics                Prometheus text exposition (connector.metrics)
     GET /_nirbridge/ready                  the cluster answers GET / within 1 s and a rerank worker answers
                                            a `nirbridge.ping` task sent through queue `rerank` within 1 s,
                                            or, every worker busy, Celery's control ping as a consumer of
                                            the queue (`"busy": true`; in-process reranking: always); else 503
-    anything else                          passes through when read-only (connector.proxy_policy), else 403
+    anything else                          passes through when read-only (connector.proxy.policy), else 403
                                            unless NIRBRIDGE_PROXY_ALLOW_WRITES=true
 
-Paths (connector.proxy_paths): every request path is checked once, as the caller sent it, before routing: a
+Paths (connector.proxy.paths): every request path is checked once, as the caller sent it, before routing: a
 path with dot segments, encoded separators or control characters is a 400; the policy judges the checked
 path, and exactly that path goes to the cluster, on every route that forwards one (pass-through, `_search`
 with `ext.rerank`, and `_nirbridge/search`'s index, which must name indices).
 
-Errors are OpenSearch-shaped (connector.proxy_errors); the cluster's own errors pass through unchanged.
-Limits (connector.proxy_limits): past `NIRBRIDGE_PROXY_MAX_IN_FLIGHT` requests at once a request is answered
+Errors are OpenSearch-shaped (connector.proxy.errors); the cluster's own errors pass through unchanged.
+Limits (connector.proxy.limits): past `NIRBRIDGE_PROXY_MAX_IN_FLIGHT` requests at once a request is answered
 429 at once, a body past `NIRBRIDGE_PROXY_MAX_BODY_BYTES` 413, a body that does not arrive within
 `NIRBRIDGE_PROXY_BODY_TIMEOUT_S` 408, a query text past `NIRBRIDGE_PROXY_MAX_QUERY_CHARS` 400.
-Every request gets a request id, a log line and its metrics (connector.proxy_observe).
+Every request gets a request id, a log line and its metrics (connector.proxy.observe).
 The client's `Authorization` header goes on to the cluster with every request the proxy makes for it, and a
-client without one stays anonymous unless NIRBRIDGE_PROXY_LEND_CREDENTIALS=true (connector.proxy_cluster);
+client without one stays anonymous unless NIRBRIDGE_PROXY_LEND_CREDENTIALS=true (connector.proxy.cluster);
 headers are never logged.
 """
 
@@ -56,18 +56,18 @@ from starlette.routing import Route
 
 from nirbridge.logs import log_queries
 
-from .metrics import ProxyMetrics
-from .proxy_cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
-from .proxy_errors import BadRequest, ClusterFailed, Forbidden, ProxyError, error_body
-from .proxy_limits import RequestLimits, check_query_length
-from .proxy_observe import ObservedRequests, note
-from .proxy_paths import CheckedPaths, check_index_expression, checked_path
-from .proxy_policy import check_source_spec, filter_source, is_read_only
-from .proxy_rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
-from .proxy_search import SearchRequest, nirbridge_block, run_search
-from .queries import QueryEncoders
-from .query_batcher import QueryBatcher
-from .settings import Settings
+from ..metrics import ProxyMetrics
+from ..queries import QueryEncoders
+from ..query_batcher import QueryBatcher
+from ..settings import Settings
+from .cluster import Cluster, ClusterRefused, FieldsCache, answer_headers
+from .errors import BadRequest, ClusterFailed, Forbidden, ProxyError, error_body
+from .limits import RequestLimits, check_query_length
+from .observe import ObservedRequests, note
+from .paths import CheckedPaths, check_index_expression, checked_path
+from .policy import check_source_spec, filter_source, is_read_only
+from .rerank import AsyncReranker, RerankReport, RerankSpec, rerank_hits
+from .search import SearchRequest, nirbridge_block, run_search
 
 __all__ = ["Proxy", "make_app", "query_text_of"]
 
@@ -139,7 +139,7 @@ def default_reranker(settings: Settings) -> AsyncReranker | None:
     """
     deadline_s = settings.proxy_rerank_deadline_ms / 1000.0
     try:
-        from . import rerank_client
+        from .. import rerank_client
 
         if settings.proxy_rerank_in_process:
             return rerank_client.InProcessReranker(deadline_s=deadline_s)
@@ -313,7 +313,7 @@ class Proxy:
         return _json(answer)
 
     def _forwarded(self, request: Request, method: str, body: bytes | None = None) -> str:
-        """The path to send the cluster for `request`: the one checked (connector.proxy_paths) and judged
+        """The path to send the cluster for `request`: the one checked (connector.proxy.paths) and judged
         here; Forbidden when it writes or administers while writes are not allowed."""
         checked = checked_path(request.scope)
         if not self.settings.proxy_allow_writes and not is_read_only(

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nirbridge.logs import REQUEST_ID, log_queries
 
-from .metrics import ProxyMetrics
+from ..metrics import ProxyMetrics
 
 __all__ = ["REQUEST_ID_HEADER", "ObservedRequests", "note", "request_id_of"]
 

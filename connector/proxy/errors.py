@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import orjson
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = [
     "BadRequest",
