@@ -55,16 +55,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="module")
-def worker_queues() -> str:
-    """The queues of the module's `worker`; a module that wants others overrides this fixture."""
-    return "enrich,rerank"
+def worker_queues(request: pytest.FixtureRequest) -> str:
+    """The queues of the module's `worker`: its WORKER_QUEUES, else both."""
+    return str(getattr(request.module, "WORKER_QUEUES", "enrich,rerank"))
 
 
 @pytest.fixture(scope="module")
-def worker_env() -> dict[str, str]:
-    """Extra environment of the module's `worker` (log format, metrics port, rerank backends ...); a module
-    overrides this fixture."""
-    return {}
+def worker_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra environment of the module's `worker` (log format, rerank backends ...): its WORKER_ENV, else
+    none; a module whose values come from other fixtures (a free port) overrides this fixture instead."""
+    return dict(getattr(request.module, "WORKER_ENV", {}))
 
 
 @pytest.fixture(scope="module")

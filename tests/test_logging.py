@@ -37,22 +37,15 @@ from nirbridge.logs import HIDDEN, REQUEST_ID, configure_logging, reset_logging
 
 pytestmark = pytest.mark.timeout(300)
 
+WORKER_QUEUES = "rerank"  # the shared `worker` (tests/conftest.py)
+WORKER_ENV = {"NIRBRIDGE_LOG_FORMAT": "json", "NIRBRIDGE_LOG_QUERIES": "false"}
+
 INDEX = "logged"
 
 
 @pytest.fixture(scope="module")
 def queries(client: OpenSearch, scifact_dir: Path) -> list[str]:
     return plain_scifact_index(client, INDEX, scifact_dir, size=30)
-
-
-@pytest.fixture(scope="module")
-def worker_queues() -> str:
-    return "rerank"
-
-
-@pytest.fixture(scope="module")
-def worker_env() -> dict[str, str]:
-    return {"NIRBRIDGE_LOG_FORMAT": "json", "NIRBRIDGE_LOG_QUERIES": "false"}
 
 
 class ServeProcess:

@@ -41,6 +41,8 @@ from nirbridge.workers.pipeline import EncoderSpec, EnrichmentSpec
 
 pytestmark = pytest.mark.timeout(300)
 
+WORKER_QUEUES = "rerank"  # the shared `worker` (tests/conftest.py); its env: `worker_env` below
+
 INDEX = "observed"
 SEARCHES = 3  # plain BM25 searches in the workload
 
@@ -53,11 +55,6 @@ def queries(client: OpenSearch, scifact_dir: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def worker_port() -> int:
     return free_port()
-
-
-@pytest.fixture(scope="module")
-def worker_queues() -> str:
-    return "rerank"
 
 
 @pytest.fixture(scope="module")

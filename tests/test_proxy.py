@@ -38,6 +38,8 @@ from nirbridge.connector.rerank_client import InProcessReranker
 from nirbridge.connector.settings import Settings
 from nirbridge.workers.cross_encoder import CrossEncoder
 
+WORKER_QUEUES = "rerank"  # the shared `worker` (tests/conftest.py) as `nirbridge worker --queues rerank`
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("transformers")
 
@@ -474,12 +476,6 @@ def test_a_reranked_request_without_a_model_is_a_400(
     search = {"query": {"match": {"text": "statins"}}, "ext": {"rerank": {"window": 10}}}
     reason = _error(http.post(f"{proxy.url}/{INDEX}/_search", json=search), 400)
     assert reason == "no reranker model configured: set NIRBRIDGE_PROXY_RERANK_MODEL or ext.rerank.model"
-
-
-@pytest.fixture(scope="module")
-def worker_queues() -> str:
-    """The shared `worker` (tests/conftest.py) as `nirbridge worker --queues rerank`."""
-    return "rerank"
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,8 @@ from nirbridge.workers.tasks import RERANK
 
 pytestmark = pytest.mark.timeout(240)
 
+WORKER_QUEUES = "rerank"  # the shared `worker` (tests/conftest.py)
+
 SLACK = 0.25  # seconds a degraded answer may come after its deadline (thread hand-over on a loaded machine)
 
 
@@ -200,11 +202,6 @@ def test_in_process_reranker(fp32: CrossEncoder, groups: list[tuple[str, list[st
 
 def _app(server: RedisServer, broker_db: int = 0, result_db: int = 1) -> Celery:
     return make_app(WorkerSettings(broker_url=server.url(broker_db), result_backend=server.url(result_db)))
-
-
-@pytest.fixture(scope="module")
-def worker_queues() -> str:
-    return "rerank"
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,11 @@ from nirbridge.workers.tasks import PING, RERANK
 
 pytestmark = pytest.mark.timeout(300)
 
+# the shared `worker` (tests/conftest.py): a rerank worker that allows the tests' models
+# (tests/redis_fixture.py) on two backends, caching 2
+WORKER_QUEUES = "rerank"
+WORKER_ENV = {"NIRBRIDGE_RERANK_BACKENDS": "torch-fp32,onnx-int8", "NIRBRIDGE_RERANK_CACHE": "2"}
+
 QUERY = "statins and breast cancer"
 # 256 word pieces each: a batch of 4 takes a noticeable time on a CPU, 160 of them many seconds
 LONG = [
@@ -149,17 +154,6 @@ def test_a_policy_reads_the_environment_defaults(monkeypatch: pytest.MonkeyPatch
 
 def _app(server: RedisServer) -> Celery:
     return make_app(WorkerSettings(broker_url=server.url(0), result_backend=server.url(1)))
-
-
-@pytest.fixture(scope="module")
-def worker_queues() -> str:
-    return "rerank"
-
-
-@pytest.fixture(scope="module")
-def worker_env() -> dict[str, str]:
-    """A rerank worker that allows the tests' models (tests/redis_fixture.py) on two backends, caching 2."""
-    return {"NIRBRIDGE_RERANK_BACKENDS": "torch-fp32,onnx-int8", "NIRBRIDGE_RERANK_CACHE": "2"}
 
 
 @pytest.fixture(scope="module")
