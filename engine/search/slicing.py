@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from .. import errors
+from ..index.routing import murmur3_x86_32
 
-__all__ = ["Slice", "encode_id", "id_slice_hash", "murmurhash3_x86_32", "parse_slice", "slice_mask"]
+__all__ = ["Slice", "encode_id", "id_slice_hash", "parse_slice", "slice_mask"]
 
 TERMS_SLICE_SEED = 7919  # TermsSliceQuery.SEED
 _MASK32 = 0xFFFFFFFF
@@ -75,35 +76,6 @@ def _to_int32(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _rotl32(value: int, bits: int) -> int:
-    return ((value << bits) | (value >> (32 - bits))) & _MASK32
-
-
-def murmurhash3_x86_32(data: bytes, seed: int) -> int:
-    """Lucene's `StringHelper.murmurhash3_x86_32` (little-endian blocks), as a signed Java int."""
-    c1, c2 = 0xCC9E2D51, 0x1B873593
-    h1 = seed & _MASK32
-    rounded = len(data) & ~3
-    for i in range(0, rounded, 4):
-        k1 = int.from_bytes(data[i : i + 4], "little")
-        k1 = _rotl32((k1 * c1) & _MASK32, 15)
-        h1 ^= (k1 * c2) & _MASK32
-        h1 = _rotl32(h1, 13)
-        h1 = (h1 * 5 + 0xE6546B64) & _MASK32
-    tail = data[rounded:]
-    if tail:
-        k1 = int.from_bytes(tail, "little")
-        k1 = _rotl32((k1 * c1) & _MASK32, 15)
-        h1 ^= (k1 * c2) & _MASK32
-    h1 ^= len(data)
-    h1 ^= h1 >> 16
-    h1 = (h1 * 0x85EBCA6B) & _MASK32
-    h1 ^= h1 >> 13
-    h1 = (h1 * 0xC2B2AE35) & _MASK32
-    h1 ^= h1 >> 16
-    return _to_int32(h1)
-
-
 def _is_url_base64_without_padding(id_: str) -> bool:
     rest = len(id_) & 3
     if rest == 1:
@@ -131,7 +103,7 @@ def encode_id(id_: str) -> bytes:
 @lru_cache(maxsize=1 << 20)
 def id_slice_hash(id_: str) -> int:
     """TermsSliceQuery's hash of one `_id` (cached: a sliced scan asks for the same ids page after page)."""
-    return murmurhash3_x86_32(encode_id(id_), TERMS_SLICE_SEED)
+    return murmur3_x86_32(encode_id(id_), TERMS_SLICE_SEED)  # the one MurmurHash3 of routing
 
 
 def _mix(value: int) -> int:
