@@ -106,14 +106,14 @@ class RecordingUpstream:
         return Handler
 
 
-class ProxyServer:
-    """The proxy app under uvicorn with `nirbridge serve`'s server config, on a free port, in a thread."""
+class ServerThread:
+    """An ASGI app under uvicorn on a free port, in a thread of this process (`config_of` builds uvicorn's
+    config from the app and the port: a plain one by default)."""
 
-    def __init__(self, settings: Settings, **app_options: Any) -> None:
+    def __init__(self, app: Any, config_of: Callable[[Any, int], uvicorn.Config] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = make_app(settings, **app_options)
-        config = server_config(app, settings, host="127.0.0.1", port=self.port, log_level="warning")
+        config = (config_of or _plain_config)(app, self.port)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -126,6 +126,20 @@ class ProxyServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def _plain_config(app: Any, port: int) -> uvicorn.Config:
+    return uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+
+
+class ProxyServer(ServerThread):
+    """The proxy app under uvicorn with `nirbridge serve`'s server config (header deadline included)."""
+
+    def __init__(self, settings: Settings, **app_options: Any) -> None:
+        def serve_config(app: Any, port: int) -> uvicorn.Config:
+            return server_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+
+        super().__init__(make_app(settings, **app_options), serve_config)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cross_encoder_fixture import trained_cross_encoder  # noqa: F401 - a fixture
 from enriched_slice import enrich_scifact_slice
 from opensearchpy import OpenSearch
+from recording_upstream import ServerThread
 from redis_fixture import RedisServer, WorkerProcess  # a worker that may load the tests' models
 from typer.testing import CliRunner
 
@@ -47,27 +47,6 @@ INDEX = "scifact-proxy"
 PLAIN = "plain-proxy"
 CORPUS_SIZE = 120
 BACKEND = "onnx-fp32"
-
-
-class ServerThread:
-    """uvicorn serving an ASGI app on a free port, in a thread of this process."""
-
-    def __init__(self, app: Any) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the proxy did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def _settings(url: str, **overrides: Any) -> Settings:
